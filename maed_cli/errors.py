@@ -1,0 +1,19 @@
+"""Errors a user can cause. The CLI prints their message in one line and exits non-zero."""
+
+
+class MaedError(Exception):
+    """Base class: the message says what went wrong and what to do next."""
+
+    exit_code = 2
+
+
+class AssetMissingError(MaedError):
+    """A licensed asset (checkpoint, SMPL, regressor, detector weights) is not where we look."""
+
+
+class CheckpointError(MaedError):
+    """A checkpoint file that cannot be read, is unsafe, or does not fit the network."""
+
+
+class InputError(MaedError):
+    """Bad user input: a missing or unreadable file, an invalid option value."""

@@ -1,0 +1,180 @@
+"""ResNetV2 hybrid backbone of MAED (the R50 trunk of ViT-B/16-R50, stages [3, 4, 9]).
+
+Not pre-activation: v1.5 bottlenecks (stride on the 3x3 conv), weight-standardised
+convolutions with TensorFlow "SAME" padding and GroupNorm(32). Module names follow the
+official checkpoint (`stem.conv`, `stages.{s}.blocks.{b}.conv1`, ...), so its keys load as-is.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TF 'SAME' padding for one axis as (before, after); the larger half goes after."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def pad_same(x: torch.Tensor, kernel: int, stride: int, dilation: int = 1,
+             value: float = 0.0) -> torch.Tensor:
+    """Pad (B, C, H, W) so a conv/pool with these settings gives ceil(size / stride)."""
+    top, bottom = same_padding(x.shape[-2], kernel, stride, dilation)
+    left, right = same_padding(x.shape[-1], kernel, stride, dilation)
+    if top or bottom or left or right:
+        x = F.pad(x, (left, right, top, bottom), value=value)
+    return x
+
+
+class StdConv2dSame(nn.Conv2d):
+    """Conv2d with weight standardisation `(W - mean) / (std + eps)` and dynamic SAME padding.
+
+    mean and the biased std are taken per output channel over (in, kh, kw). This is the
+    formula the MAED checkpoint was trained with (current timm uses sqrt(var + eps) instead).
+    In eval mode under no-grad the standardised weight is cached and reused until the raw
+    weight changes (its version counter moves), so inference pays for it once.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 eps: float = 1e-5):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0,
+                         bias=False)
+        self.eps = eps
+        self._cache: tuple[int, int, torch.device, torch.dtype, torch.Tensor] | None = None
+
+    def standardized_weight(self) -> torch.Tensor:
+        w = self.weight
+        cacheable = not self.training and not torch.is_grad_enabled()
+        if cacheable and self._cache is not None:
+            ptr, version, device, dtype, cached = self._cache
+            if (ptr == w.data_ptr() and version == w._version and device == w.device
+                    and dtype == w.dtype):
+                return cached
+        mean = w.mean(dim=(1, 2, 3), keepdim=True)
+        std = w.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        standardized = (w - mean) / (std + self.eps)
+        if cacheable:
+            self._cache = (w.data_ptr(), w._version, w.device, w.dtype, standardized.detach())
+        else:
+            self._cache = None
+        return standardized
+
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_same(x, self.kernel_size[0], self.stride[0], self.dilation[0])
+        return F.conv2d(x, self.standardized_weight(), None, self.stride, 0, self.dilation,
+                        self.groups)
+
+
+class MaxPool2dSame(nn.Module):
+    """Max pooling with SAME padding filled with -inf (padding never wins the max)."""
+
+    def __init__(self, kernel_size: int = 3, stride: int = 2):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_same(x, self.kernel_size, self.stride, value=float("-inf"))
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+
+class GroupNormAct(nn.GroupNorm):
+    """GroupNorm(32 groups, eps 1e-5, affine) optionally followed by ReLU."""
+
+    def __init__(self, num_channels: int, num_groups: int = 32, eps: float = 1e-5,
+                 apply_act: bool = True):
+        super().__init__(num_groups, num_channels, eps=eps, affine=True)
+        self.apply_act = apply_act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        return F.relu(x, inplace=True) if self.apply_act else x
+
+
+class DownsampleConv(nn.Module):
+    """Projection shortcut: 1x1 StdConv (with the block's stride) + GroupNorm, no activation."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv = StdConv2dSame(in_channels, out_channels, 1, stride=stride)
+        self.norm = GroupNormAct(out_channels, apply_act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride) -> 1x1 bottleneck, post-activation, residual add then ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        mid = out_channels // 4
+        needs_projection = stride != 1 or in_channels != out_channels
+        self.downsample = (DownsampleConv(in_channels, out_channels, stride)
+                           if needs_projection else None)
+        self.conv1 = StdConv2dSame(in_channels, mid, 1)
+        self.norm1 = GroupNormAct(mid)
+        self.conv2 = StdConv2dSame(mid, mid, 3, stride=stride)
+        self.norm2 = GroupNormAct(mid)
+        self.conv3 = StdConv2dSame(mid, out_channels, 1)
+        self.norm3 = GroupNormAct(out_channels, apply_act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.norm1(self.conv1(x))
+        x = self.norm2(self.conv2(x))
+        x = self.norm3(self.conv3(x))
+        return F.relu(x + shortcut, inplace=True)
+
+
+class ResNetStage(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, depth: int, stride: int):
+        super().__init__()
+        self.blocks = nn.Sequential(*[
+            Bottleneck(in_channels if i == 0 else out_channels, out_channels,
+                       stride=stride if i == 0 else 1)
+            for i in range(depth)
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class Stem(nn.Module):
+    """7x7/2 StdConv 3->64, GroupNorm+ReLU, 3x3/2 SAME max-pool: (B,3,224,224) -> (B,64,56,56)."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 64):
+        super().__init__()
+        self.conv = StdConv2dSame(in_channels, out_channels, 7, stride=2)
+        self.norm = GroupNormAct(out_channels)
+        self.pool = MaxPool2dSame(3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.norm(self.conv(x)))
+
+
+class ResNetV2(nn.Module):
+    """The hybrid trunk: (B, 3, 224, 224) -> (B, 1024, 14, 14) for the default layers (3, 4, 9)."""
+
+    def __init__(self, layers: tuple[int, ...] = (3, 4, 9), in_channels: int = 3,
+                 stem_channels: int = 64):
+        super().__init__()
+        self.stem = Stem(in_channels, stem_channels)
+        stages = []
+        prev = stem_channels
+        for index, depth in enumerate(layers):
+            out = 256 * 2 ** index
+            stages.append(ResNetStage(prev, out, depth, stride=1 if index == 0 else 2))
+            prev = out
+        self.stages = nn.Sequential(*stages)
+        self.num_features = prev
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
