@@ -12,8 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SMPL_PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
-                                 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+from ..body.joints import SMPL_PARENTS
 
 
 def ancestor_chains(parents: tuple[int, ...] = SMPL_PARENTS) -> list[list[int]]:
