@@ -20,3 +20,21 @@ def _isolated_asset_home(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def synthetic_assets(tmp_path_factory) -> dict:
+    """Synthetic SMPL pkl/npz and regressors, written once per test session."""
+    from maed_cli.body.synthetic import write_synthetic_assets
+    return write_synthetic_assets(tmp_path_factory.mktemp("synthetic_smpl"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_body(synthetic_assets):
+    """A BodyModel on the synthetic SMPL with both regressors."""
+    import numpy as np
+    from maed_cli.body.smpl import BodyModel
+    from maed_cli.body.smpl_files import read_smpl_file
+    return BodyModel(read_smpl_file(synthetic_assets["npz"]),
+                     np.load(synthetic_assets["extra"]), np.load(synthetic_assets["h36m"]),
+                     source="synthetic")

@@ -111,3 +111,75 @@ def quaternion_slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor | float
     w0 = torch.where(near, 1.0 - t, torch.sin((1.0 - t) * theta) / safe)
     w1 = torch.where(near, t, torch.sin(t * theta) / safe)
     return F.normalize(w0[..., None] * q0 + w1[..., None] * q1, dim=-1)
+
+
+# --- Cameras ------------------------------------------------------------------------------
+# MAED predicts a weak-perspective camera (s, tx, ty) for the 224² crop. Training projected
+# with a perspective camera of focal length 5000 px placed at depth 2*5000/(224*s).
+
+TRAINING_FOCAL = 5000.0
+CROP_SIZE = 224
+
+
+def project_to_crop(points: torch.Tensor, cam: torch.Tensor, focal: float = TRAINING_FOCAL,
+                    crop_size: int = CROP_SIZE) -> torch.Tensor:
+    """Training-time projection: (..., J, 3) metres, cam (..., 3) -> (..., J, 2) in [-1, 1]."""
+    s, tx, ty = cam[..., 0], cam[..., 1], cam[..., 2]
+    tz = 2.0 * focal / (crop_size * s + 1e-9)
+    t = torch.stack([tx, ty, tz], dim=-1)[..., None, :]
+    p = points + t
+    return focal * p[..., :2] / p[..., 2:3] / (crop_size / 2.0)
+
+
+def crop_cam_to_full(cam: torch.Tensor, bbox: torch.Tensor, img_w: float, img_h: float
+                     ) -> torch.Tensor:
+    """Weak-perspective crop camera -> orthographic camera of the full image.
+
+    cam (..., 3) = (s, tx, ty); bbox (..., 4) = (cx, cy, w, h) of the crop region in pixels.
+    Returns (..., 4) = (sx, sy, tx', ty') such that a point projects to normalised image
+    coordinates (sx (X + tx'), sy (Y + ty')) in [-1, 1]^2 (see `project_full_orthographic`).
+    """
+    s, tx, ty = cam[..., 0], cam[..., 1], cam[..., 2]
+    cx, cy, w, h = bbox[..., 0], bbox[..., 1], bbox[..., 2], bbox[..., 3]
+    sx = s * w / img_w
+    sy = s * h / img_h
+    return torch.stack([sx, sy, (cx - img_w / 2.0) / (img_w / 2.0) / sx + tx,
+                        (cy - img_h / 2.0) / (img_h / 2.0) / sy + ty], dim=-1)
+
+
+def project_full_orthographic(points: torch.Tensor, orig_cam: torch.Tensor, img_w: float,
+                              img_h: float) -> torch.Tensor:
+    """(..., J, 3) with an orthographic full-image camera (..., 4) -> pixels (..., J, 2)."""
+    sx, sy, tx, ty = (orig_cam[..., i, None] for i in range(4))
+    u = (sx * (points[..., 0] + tx) + 1.0) * img_w / 2.0
+    v = (sy * (points[..., 1] + ty) + 1.0) * img_h / 2.0
+    return torch.stack([u, v], dim=-1)
+
+
+def default_focal(img_w: float, img_h: float) -> float:
+    """A focal length for an unknown camera: the image diagonal in pixels (~53° diagonal FOV)."""
+    return float((img_w ** 2 + img_h ** 2) ** 0.5)
+
+
+def crop_cam_to_translation(cam: torch.Tensor, bbox: torch.Tensor, img_w: float,
+                            img_h: float, focal: float | None = None) -> torch.Tensor:
+    """Full-perspective camera translation (X, Y, Z) in metres, (..., 3).
+
+    With a pinhole camera of focal `focal` px (default `default_focal`) at the image centre,
+    the body placed at this translation projects like the weak-perspective crop camera:
+    T = (tx + 2(cx - W/2)/(s b), ty + 2(cy - H/2)/(s b), 2 f/(s b)), b = crop side in pixels.
+    """
+    focal = default_focal(img_w, img_h) if focal is None else focal
+    s, tx, ty = cam[..., 0], cam[..., 1], cam[..., 2]
+    cx, cy, b = bbox[..., 0], bbox[..., 1], bbox[..., 2]
+    sb = s * b + 1e-9
+    return torch.stack([tx + 2.0 * (cx - img_w / 2.0) / sb, ty + 2.0 * (cy - img_h / 2.0) / sb,
+                        2.0 * focal / sb], dim=-1)
+
+
+def project_perspective(points: torch.Tensor, translation: torch.Tensor, focal: float,
+                        img_w: float, img_h: float) -> torch.Tensor:
+    """Pinhole projection at the image centre: (..., J, 3) + (..., 3) -> pixels (..., J, 2)."""
+    p = points + translation[..., None, :]
+    centre = torch.tensor([img_w / 2.0, img_h / 2.0], dtype=p.dtype, device=p.device)
+    return focal * p[..., :2] / p[..., 2:3] + centre

@@ -27,10 +27,15 @@ REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"
 
 
 class _ChumpyStandIn:
-    """Takes the place of any chumpy class while unpickling; keeps its state dict."""
+    """Takes the place of any chumpy class while unpickling; keeps its state dict.
+
+    Instances may be created without __init__ (pickle's NEWOBJ), hence class defaults.
+    """
+
+    state: Any = None
 
     def __init__(self, *args, **kwargs):
-        self.state: Any = None
+        pass
 
     def __setstate__(self, state):
         self.state = state
@@ -50,9 +55,11 @@ class _ChumpyStandIn:
 class _SparseStandIn:
     """Takes the place of scipy.sparse csc/csr matrices; rebuilt as a dense array."""
 
+    state: dict = {}
+    kind = "csc"
+
     def __init__(self, *args, **kwargs):
-        self.state: dict = {}
-        self.kind = "csc"
+        pass
 
     def __setstate__(self, state):
         self.state = state if isinstance(state, dict) else {}
@@ -73,12 +80,12 @@ class _SparseStandIn:
         return dense
 
 
-def _make_sparse(kind: str):
-    class Sparse(_SparseStandIn):
-        def __init__(self, *args, **kwargs):
-            super().__init__()
-            self.kind = kind
-    return Sparse
+class _CscStandIn(_SparseStandIn):
+    kind = "csc"
+
+
+class _CsrStandIn(_SparseStandIn):
+    kind = "csr"
 
 
 _NUMPY_ALLOWED = {
@@ -87,6 +94,14 @@ _NUMPY_ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"),
 }
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a class or function outside the allowed set."""
+
+
+_BUILTINS_ALLOWED = {"object": object, "set": set, "frozenset": frozenset, "slice": slice,
+                     "complex": complex, "bytearray": bytearray}
 
 
 class SafeSmplUnpickler(pickle.Unpickler):
@@ -99,22 +114,22 @@ class SafeSmplUnpickler(pickle.Unpickler):
             if name == "_reconstructor":
                 return _safe_reconstructor
         if module == "__builtin__" or module == "builtins":
-            if name == "object":
-                return object
+            if name in _BUILTINS_ALLOWED:  # plain data containers, no side effects
+                return _BUILTINS_ALLOWED[name]
         if module.startswith("chumpy"):
             return _ChumpyStandIn
         if module.startswith("scipy.sparse"):
             if "csr" in module or name.startswith("csr"):
-                return _make_sparse("csr")
-            return _make_sparse("csc")
-        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+                return _CsrStandIn
+            return _CscStandIn
+        raise RefusedGlobal(f"refused global {module}.{name}")
 
 
 def _safe_reconstructor(cls, base, state):
     """copyreg._reconstructor, limited to our stand-in classes."""
     if isinstance(cls, type) and issubclass(cls, (_ChumpyStandIn, _SparseStandIn)):
         return cls()
-    raise pickle.UnpicklingError(f"refused to reconstruct {cls!r}")
+    raise RefusedGlobal(f"refused to reconstruct {cls!r}")
 
 
 def _plain(value: Any) -> Any:
@@ -127,7 +142,7 @@ def read_smpl_pkl(data: bytes, source: str = "SMPL file") -> dict[str, np.ndarra
     """Official or plain-array SMPL pkl bytes -> dict of arrays (official layout)."""
     try:
         raw = SafeSmplUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as exc:
+    except RefusedGlobal as exc:
         raise InputError(f"{source}: refused to load ({exc}); an SMPL pkl holds only "
                          "arrays, chumpy objects and a sparse regressor") from None
     except Exception as exc:  # truncated or not a pickle at all

@@ -1,9 +1,33 @@
 from __future__ import annotations
 
-from ._app import app, not_implemented
+import typer
+from rich.table import Table
+
+from ._app import app, console
 
 
 @app.command("doctor")
-def doctor() -> None:
-    """Check Python/torch/GPU, renderer, ffmpeg and every asset; say how to fix what is missing."""
-    not_implemented("doctor", "issue #3")
+def doctor(
+    no_render_probe: bool = typer.Option(False, "--no-render-probe",
+                                         help="Skip trying the OpenGL platforms (faster)."),
+) -> None:
+    """Check Python/torch/GPU, renderer, ffmpeg and every asset; say how to fix what is missing.
+
+    Exits with status 1 when something the demo needs is missing.
+    """
+    from ..doctor import run_checks
+
+    checks = run_checks(render_probe=not no_render_probe)
+    table = Table(title="maed doctor")
+    for column in ("check", "", "found", "fix"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        mark = "[green]OK[/]" if check.ok else ("[red]MISSING[/]" if check.required
+                                                else "[yellow]--[/]")
+        table.add_row(check.name, mark, check.detail, "" if check.ok else check.fix)
+    console.print(table)
+    blocking = [c.name for c in checks if c.required and not c.ok]
+    if blocking:
+        console.print(f"[red]The demo cannot run yet:[/] missing {', '.join(blocking)}.")
+        raise typer.Exit(1)
+    console.print("[green]Everything the demo needs is in place.[/]")

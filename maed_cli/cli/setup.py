@@ -1,14 +1,53 @@
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-from ._app import app, not_implemented
+import typer
+from rich.table import Table
+
+from ..errors import InputError
+from ._app import app, console
+
+KINDS = ("smpl", "weights", "regressors")
 
 
 @app.command("setup")
 def setup(
-    what: str = typer.Argument(..., help="smpl | weights | regressors."),
-    path: str = typer.Argument(None, help="File, zip or folder to install."),
+    what: str = typer.Argument(..., help="What to install: smpl | weights | regressors."),
+    path: Path = typer.Argument(None, help="smpl: SMPL_NEUTRAL.pkl, any official SMPL pkl name "
+                                           "or the SMPL zip (converted once to a safe .npz). "
+                                           "weights: the official model_best.pth.tar or a "
+                                           "maed checkpoint (verified by loading). "
+                                           "regressors: the folder holding "
+                                           "J_regressor_extra.npy / J_regressor_h36m.npy."),
+    download: bool = typer.Option(False, "--download", help="weights only: fetch the official "
+                                                            "checkpoint from its public Google "
+                                                            "Drive file (needs internet)."),
 ) -> None:
-    """Install SMPL, the checkpoint or the joint regressors into the asset folder."""
-    not_implemented("setup", "issue #3")
+    """Install SMPL, the checkpoint or the joint regressors into the asset folder.
+
+    The folder is $MAED_HOME when set, else the user data folder (see `maed doctor`).
+    Re-running with the same file changes nothing.
+    """
+    from .. import installer
+
+    if what not in KINDS:
+        raise InputError(f"unknown asset {what!r}: choose one of {', '.join(KINDS)}")
+    if what == "weights" and download:
+        results = installer.download_checkpoint()
+    elif path is None:
+        raise InputError(f"maed setup {what} needs a PATH"
+                         + (" (or --download)" if what == "weights" else ""))
+    elif what == "smpl":
+        results = [installer.install_smpl(path)]
+    elif what == "weights":
+        results = installer.install_weights(path)
+    else:
+        results = installer.install_regressors(path)
+    table = Table(title="maed setup", show_lines=False)
+    for column in ("asset", "status", "path", "detail"):
+        table.add_column(column, overflow="fold")
+    for item in results:
+        colour = "green" if item.status in ("installed", "available") else "cyan"
+        table.add_row(item.asset, f"[{colour}]{item.status}[/]", str(item.path), item.detail)
+    console.print(table)
