@@ -1,17 +1,19 @@
-"""Where the licensed assets live, and how to find them.
+"""Where the licensed assets live (checkpoints, SMPL, regressors, detector weights).
 
-Lookup order for every asset: an explicit path (command-line option) -> `$MAED_HOME` ->
-`./weights/` -> the user data folder (platformdirs). `maed setup` installs into the first
-writable folder of that list (`asset_home()`); `maed doctor` reports what is found where.
+One lookup order everywhere: an explicit command-line path, then `$MAED_HOME`, then
+`./weights/` (relative to the working directory), then the user data folder (platformdirs,
+e.g. `~/.local/share/maed` on Linux). `maed setup` installs into `asset_home()`; `maed doctor`
+reports what is found where. Nothing here downloads anything.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AssetMissingError
 
+APP_NAME = "maed"
+ENV_HOME = "MAED_HOME"
 CHECKPOINT_NAMES = ("model_best.pth.tar", "maed.pt")
 SMPL_NPZ = "smpl/SMPL_NEUTRAL.npz"
 SMPL_PKL_NAMES = ("SMPL_NEUTRAL.pkl", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
@@ -21,43 +23,50 @@ REGRESSOR_H36M = "J_regressor_h36m.npy"
 CHECKPOINT_GDRIVE_ID = "1raRMRCbMGTZNHCHAStoWM0EWoTfOg4-m"
 
 
+def user_data_dir() -> Path:
+    """The per-user data folder (it may not exist yet)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
 def search_dirs() -> list[Path]:
-    """Asset folders in lookup order (those that do not exist are still listed)."""
+    """The asset folders in lookup order, without duplicates; they need not exist."""
     dirs: list[Path] = []
-    if os.environ.get("MAED_HOME"):
-        dirs.append(Path(os.environ["MAED_HOME"]).expanduser())
+    home = os.environ.get(ENV_HOME)
+    if home:
+        dirs.append(Path(home).expanduser())
     dirs.append(Path.cwd() / "weights")
-    try:
-        import platformdirs
-        dirs.append(Path(platformdirs.user_data_dir("maed", appauthor=False)))
-    except ImportError:  # pragma: no cover - platformdirs is a dependency
-        dirs.append(Path.home() / ".local" / "share" / "maed")
+    dirs.append(user_data_dir())
     unique: list[Path] = []
     for d in dirs:
-        if d not in unique:
+        if all(d.resolve() != u.resolve() for u in unique):
             unique.append(d)
     return unique
 
 
 def asset_home() -> Path:
     """The folder `maed setup` installs into: $MAED_HOME if set, else the user data folder."""
-    if os.environ.get("MAED_HOME"):
-        return Path(os.environ["MAED_HOME"]).expanduser()
-    return search_dirs()[-1]
+    home = os.environ.get(ENV_HOME)
+    return Path(home).expanduser() if home else user_data_dir()
 
 
 def find_asset(names: str | tuple[str, ...], explicit: str | os.PathLike | None = None
                ) -> Path | None:
-    """First existing file among `names` (relative paths) in the search folders.
+    """The first existing file among `names` (file names or relative paths), or None.
 
-    An explicit path wins and must exist (a typo in an option is an error, not a fallback).
+    `explicit` wins when given: an existing path is returned as is; a bare file name (no
+    folder part) that does not exist in the working directory is searched for in the asset
+    folders under that name; a missing path with a folder part gives None.
     """
+    names = (names,) if isinstance(names, str) else tuple(names)
     if explicit is not None:
         path = Path(explicit).expanduser()
-        if not path.exists():
-            raise AssetMissingError(f"{path} does not exist")
-        return path
-    names = (names,) if isinstance(names, str) else names
+        if path.is_file():
+            return path
+        if path.parent != Path("."):
+            return None
+        names = (path.name,)
     for folder in search_dirs():
         for name in names:
             candidate = folder / name
@@ -66,8 +75,21 @@ def find_asset(names: str | tuple[str, ...], explicit: str | os.PathLike | None 
     return None
 
 
-def where_to_put(name: str) -> str:
-    return f"{asset_home() / name}"
+def describe_search(name: str) -> str:
+    """'a, b, c' — the places `find_asset(name)` looked, for error messages."""
+    return ", ".join(str(folder / name) for folder in search_dirs())
+
+
+def require_asset(name: str, explicit: str | os.PathLike | None = None, *,
+                  what: str, how: str) -> Path:
+    """`find_asset` or an AssetMissingError naming the file, the places tried and the fix."""
+    found = find_asset(name, explicit)
+    if found is not None:
+        return found
+    if explicit is not None and Path(explicit).expanduser().parent != Path("."):
+        raise AssetMissingError(f"{what} not found: {explicit} does not exist. {how}")
+    raise AssetMissingError(f"{what} '{Path(explicit or name).name}' not found "
+                            f"(looked in {describe_search(Path(explicit or name).name)}). {how}")
 
 
 def checkpoint_missing_message() -> str:
@@ -80,18 +102,8 @@ def checkpoint_missing_message() -> str:
 
 def find_checkpoint(explicit: str | os.PathLike | None = None) -> Path:
     found = find_asset(CHECKPOINT_NAMES, explicit)
-    if found is None:
-        raise AssetMissingError(checkpoint_missing_message())
-    return found
-
-
-@dataclass(frozen=True)
-class AssetStatus:
-    name: str
-    path: Path | None
-    detail: str
-    fix: str
-
-    @property
-    def ok(self) -> bool:
-        return self.path is not None
+    if found is not None:
+        return found
+    if explicit is not None:
+        raise AssetMissingError(f"checkpoint not found: {explicit} does not exist")
+    raise AssetMissingError(checkpoint_missing_message())

@@ -147,9 +147,14 @@ def load_regressor(name: str, explicit: str | Path | None = None) -> np.ndarray 
 
 
 def find_smpl_file(explicit: str | Path | None = None) -> Path | None:
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise AssetMissingError(f"SMPL file not found: {path}")
+        return path
     names = (assets.SMPL_NPZ,) + tuple(f"smpl/{n}" for n in assets.SMPL_PKL_NAMES) \
         + assets.SMPL_PKL_NAMES
-    return assets.find_asset(names, explicit)
+    return assets.find_asset(names)
 
 
 def load_body_model(smpl_path: str | Path | None = None,

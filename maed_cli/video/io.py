@@ -1,0 +1,471 @@
+"""Streaming frame sources (a video file, a folder of images, one image) and an H.264 writer.
+
+Video files are decoded by the ffmpeg binary bundled with imageio-ffmpeg, one frame at a time
+through a pipe, so memory does not grow with the length of the video. Every source yields
+`(frame_index, frame)` pairs: `frame_index` is the frame's position in the *source* (0-based,
+so results can always be matched back to the original video, whatever `start`/`fps` select)
+and `frame` is an RGB uint8 array of shape (H, W, 3).
+
+Iterating a source twice decodes it twice; that is how a pipeline makes a detection pass and
+a cropping pass without keeping frames in memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import InputError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg",
+                            ".ts", ".wmv", ".flv", ".3gp", ".ogv", ".gif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+DEFAULT_IMAGE_FPS = 30.0
+
+
+# --------------------------------------------------------------------------------------------
+# metadata and frame selection
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """What is known about a source before decoding it.
+
+    fps: frames per second of the source (for images: the rate given by the caller);
+    num_frames: frame count — exact for images, an estimate (duration × fps) for videos,
+    None when the container does not say; duration: seconds, or None when unknown.
+    """
+
+    path: Path
+    kind: str                 # "video" | "images" | "image"
+    fps: float
+    width: int
+    height: int
+    num_frames: int | None
+    duration: float | None
+    codec: str | None = None
+    fps_known: bool = True    # False when the container gave no rate and `fps` is a guess
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.width, self.height
+
+
+_TIME_RE = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+
+
+def parse_position(value: str | int | float | None, fps: float, *, option: str = "--start"
+                   ) -> int | None:
+    """A user position -> a 0-based frame index (None stays None).
+
+    Accepted: a frame number ("75" or 75), seconds with an "s" suffix ("2.5s"), or a clock time
+    ("1:02.5", "0:01:02.5"). Seconds are rounded to the nearest frame at `fps`.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InputError(f"{option}: expected a frame number or seconds, got {value!r}")
+    if isinstance(value, int):
+        frames = value
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise InputError(f"{option} {value}: a frame number must be an integer "
+                             f"(write '{value}s' for seconds)")
+        frames = int(value)
+    else:
+        text = str(value).strip().lower()
+        clock = _TIME_RE.match(text)
+        try:
+            if text.endswith("s") and not clock:
+                seconds = float(text[:-1])
+                if not math.isfinite(seconds):
+                    raise ValueError(text)
+                frames = int(round(seconds * fps))
+                if seconds < 0:
+                    frames = -1
+            elif clock:
+                h, m, s = clock.groups()
+                seconds = int(h or 0) * 3600 + int(m) * 60 + float(s)
+                frames = int(round(seconds * fps))
+            else:
+                frames = int(text)
+        except ValueError:
+            raise InputError(f"{option} {value!r}: expected a frame number (75), seconds "
+                             f"(2.5s) or a time (0:02.5)") from None
+    if frames < 0:
+        raise InputError(f"{option} {value!r}: must not be negative")
+    return frames
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which source frames a stream yields: [start, end) subsampled to at most `target_fps`.
+
+    Subsampling keeps the first frame of the range and then every frame at which the target
+    clock ticks (frame k after start is kept when floor(k·r) > floor((k-1)·r), r =
+    target/source), so 30 -> 10 fps keeps every 3rd frame and 30 -> 12 fps alternates 2 and 3.
+    A target at or above the source rate keeps every frame (no frame is ever duplicated).
+    """
+
+    start: int = 0
+    end: int | None = None        # exclusive; None: to the end
+    source_fps: float = DEFAULT_IMAGE_FPS
+    target_fps: float | None = None
+
+    @property
+    def ratio(self) -> float:
+        if self.target_fps is None or self.target_fps >= self.source_fps:
+            return 1.0
+        return self.target_fps / self.source_fps
+
+    @property
+    def stream_fps(self) -> float:
+        """The average rate of the yielded frames."""
+        return self.source_fps * self.ratio
+
+    def keeps(self, index: int) -> bool:
+        if index < self.start or (self.end is not None and index >= self.end):
+            return False
+        r = self.ratio
+        if r >= 1.0:
+            return True
+        k = index - self.start
+        # the tiny offset keeps exact ratios (e.g. 1/3) from flickering on rounding
+        return k == 0 or math.floor(k * r + 1e-9) > math.floor((k - 1) * r + 1e-9)
+
+    def count(self, num_frames: int | None) -> int | None:
+        """How many frames are yielded from a source of `num_frames` frames (None: unknown)."""
+        stop = self.end if num_frames is None else (
+            num_frames if self.end is None else min(self.end, num_frames))
+        if stop is None:
+            return None
+        n = max(stop - self.start, 0)
+        if n == 0:
+            return 0
+        r = self.ratio
+        return n if r >= 1.0 else math.floor((n - 1) * r + 1e-9) + 1
+
+
+def make_selection(meta: VideoMeta, start: str | int | float | None = None,
+                   end: str | int | float | None = None, fps: float | None = None
+                   ) -> FrameSelection:
+    """Validate the user's --start/--end/--fps against a source and return the selection."""
+    first = parse_position(start, meta.fps, option="--start") or 0
+    stop = parse_position(end, meta.fps, option="--end")
+    if stop is not None and stop <= first:
+        raise InputError(f"--end {end} must come after --start {start if start is not None else 0}"
+                         f" (frames {stop} <= {first})")
+    if meta.num_frames is not None and first >= meta.num_frames:
+        raise InputError(f"--start {start} is past the end of {meta.path.name} "
+                         f"({meta.num_frames} frames, {meta.num_frames / meta.fps:.2f} s)")
+    if fps is not None and not (fps > 0 and math.isfinite(fps)):
+        raise InputError(f"--fps {fps}: must be a positive number")
+    return FrameSelection(first, stop, meta.fps, fps)
+
+
+# --------------------------------------------------------------------------------------------
+# sources
+
+class FrameSource:
+    """An iterable of `(frame_index, RGB uint8 (H, W, 3))`; each iteration decodes anew."""
+
+    meta: VideoMeta
+    selection: FrameSelection
+
+    @property
+    def stream_fps(self) -> float:
+        """Frame rate of what the iterator yields (after --fps subsampling)."""
+        return self.selection.stream_fps
+
+    @property
+    def estimated_length(self) -> int | None:
+        """Frames the iterator will yield (exact for images, an estimate for videos)."""
+        return self.selection.count(self.meta.num_frames)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        yielded = 0
+        for index, frame in self._frames():
+            if self.selection.end is not None and index >= self.selection.end:
+                break
+            if self.selection.keeps(index):
+                yielded += 1
+                yield index, frame
+        if yielded == 0:
+            raise InputError(f"{self.meta.path}: no frames in the selected range "
+                             f"(start frame {self.selection.start}"
+                             + (f", end frame {self.selection.end}" if self.selection.end
+                                is not None else "") + ")")
+
+    def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        raise NotImplementedError
+
+
+def _ffmpeg_reason(text: str, path: Path) -> str:
+    """The most telling line of an ffmpeg error log, without the file name repeated."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("=== stderr", "Could not load meta",
+                                                      "ffmpeg version", "built with",
+                                                      "configuration:", "lib"))]
+    if not lines:
+        return "ffmpeg could not read it"
+    reason = lines[-1]
+    for prefix in (f"{path}:", f"{path.resolve()}:", f"[in#0 @"):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):].strip()
+    reason = re.sub(r"^\[[^\]]*\]\s*", "", reason)
+    return reason
+
+
+class VideoFileSource(FrameSource):
+    """Frames of a video file, decoded by imageio-ffmpeg's ffmpeg in a subprocess."""
+
+    def __init__(self, path: Path, selection_args: tuple = (None, None, None)) -> None:
+        self.path = path
+        self.meta = self._probe()
+        self.selection = make_selection(self.meta, *selection_args)
+
+    def _reader(self, start: int = 0):
+        import imageio_ffmpeg
+
+        input_params: list[str] = []
+        if start > 0 and self.meta.fps_known:
+            # Input-side -ss seeks to the keyframe before and decodes up to the requested time
+            # (frame-accurate); aiming half a frame early makes rounding land on `start`.
+            input_params = ["-ss", f"{(start - 0.5) / self.meta.fps:.6f}"]
+        return imageio_ffmpeg.read_frames(str(self.path), input_params=input_params,
+                                          output_params=["-map", "0:v:0", "-an", "-sn"])
+
+    def _probe(self) -> VideoMeta:
+        path = self.path
+        gen = self._reader()
+        try:
+            try:
+                meta = next(gen)
+            except (OSError, RuntimeError) as exc:
+                raise InputError(f"{path}: not a readable video ({_ffmpeg_reason(str(exc), path)})"
+                                 ) from None
+            except (IndexError, AttributeError, ValueError, StopIteration):
+                raise InputError(f"{path}: no video stream found (not a video file?)") from None
+            try:
+                first = next(gen, None)
+            except (OSError, RuntimeError) as exc:
+                first = None
+                reason = _ffmpeg_reason(str(exc), path)
+                raise InputError(f"{path}: the video is corrupt ({reason})") from None
+            if first is None:
+                raise InputError(f"{path}: the video contains no decodable frames "
+                                 f"(zero-length or corrupt)")
+        finally:
+            gen.close()
+        width, height = (int(v) for v in meta["size"])
+        fps = float(meta.get("fps") or 0.0)
+        fps_known = fps > 0 and math.isfinite(fps)
+        if not fps_known:
+            fps = DEFAULT_IMAGE_FPS
+        duration = float(meta.get("duration") or 0.0) or None
+        num = int(round(duration * fps)) if (duration and fps_known) else None
+        return VideoMeta(path, "video", fps, width, height, num, duration,
+                         codec=meta.get("codec"), fps_known=fps_known)
+
+    def count_frames(self) -> int:
+        """The exact number of frames; decodes the whole file (slow for long videos)."""
+        import imageio_ffmpeg
+
+        try:
+            n, _ = imageio_ffmpeg.count_frames_and_secs(str(self.path))
+        except RuntimeError as exc:
+            raise InputError(f"{self.path}: could not count frames "
+                             f"({_ffmpeg_reason(str(exc), self.path)})") from None
+        return int(n)
+
+    def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        start = self.selection.start if self.meta.fps_known else 0
+        gen = self._reader(start)
+        width, height = self.meta.width, self.meta.height
+        index = start
+        try:
+            next(gen)  # metadata, already known from the probe
+            while True:
+                try:
+                    raw = next(gen)
+                except StopIteration:
+                    return
+                except (OSError, RuntimeError) as exc:
+                    raise InputError(f"{self.path}: decoding failed at frame {index} "
+                                     f"({_ffmpeg_reason(str(exc), self.path)})") from None
+                if self.selection.end is not None and index >= self.selection.end:
+                    return
+                if self.selection.keeps(index):
+                    # a writable copy: callers may draw on it
+                    frame = np.frombuffer(bytearray(raw), dtype=np.uint8).reshape(height, width, 3)
+                    yield index, frame
+                index += 1
+        finally:
+            gen.close()
+
+
+def _natural_key(path: Path) -> list:
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One image file -> RGB uint8 (H, W, 3); InputError when it cannot be decoded."""
+    import cv2
+
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # works for any path encoding
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise InputError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class ImageFilesSource(FrameSource):
+    """Frames from image files (a folder in natural name order, or one image)."""
+
+    def __init__(self, path: Path, files: list[Path], fps: float, kind: str,
+                 selection_args: tuple = (None, None, None)) -> None:
+        self.path = path
+        self.files = files
+        first = read_image(files[0])
+        h, w = first.shape[:2]
+        self.meta = VideoMeta(path, kind, float(fps), w, h, len(files),
+                              len(files) / float(fps), codec=None)
+        self.selection = make_selection(self.meta, *selection_args)
+
+    def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        stop = len(self.files) if self.selection.end is None else min(self.selection.end,
+                                                                      len(self.files))
+        for index in range(self.selection.start, stop):
+            if not self.selection.keeps(index):
+                continue
+            frame = read_image(self.files[index])
+            if frame.shape[:2] != (self.meta.height, self.meta.width):
+                raise InputError(f"{self.files[index]}: size {frame.shape[1]}x{frame.shape[0]} "
+                                 f"differs from the first image's "
+                                 f"{self.meta.width}x{self.meta.height}; all frames of a "
+                                 f"folder must have one size")
+            yield index, frame
+
+
+def open_frames(path: str | Path, *, start: str | int | None = None,
+                end: str | int | None = None, fps: float | None = None,
+                image_fps: float = DEFAULT_IMAGE_FPS) -> FrameSource:
+    """Open a video file, a folder of images or one image as a streaming FrameSource.
+
+    start/end: first frame and end (exclusive) as frames ("75") or seconds ("2.5s");
+    fps: keep at most this many frames per second (None: all); image_fps: the rate assumed
+    for image folders (used for seconds in start/end and for the output video).
+    Raises InputError for a missing path, an empty or unreadable file, a video without
+    decodable frames, or an invalid selection.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if not (image_fps > 0 and math.isfinite(image_fps)):
+        raise InputError(f"image frame rate {image_fps}: must be a positive number")
+    args = (start, end, fps)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir()
+                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                        and not p.name.startswith(".")), key=_natural_key)
+        if not files:
+            raise InputError(f"{path}: the folder contains no images "
+                             f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return ImageFilesSource(path, files, image_fps, "images", args)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFilesSource(path, [path], image_fps, "image", args)
+    # Anything else goes to ffmpeg, which knows far more containers than any suffix list.
+    return VideoFileSource(path, args)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+class VideoWriter:
+    """Write RGB uint8 frames to an H.264 (yuv420p) mp4, atomically.
+
+        with VideoWriter("out.mp4", fps=30) as w:
+            for frame in frames:
+                w.write(frame)
+
+    The file appears under its name only when the block ends without an exception; until then
+    ffmpeg writes to a temporary name beside it. Odd frame sizes are padded by one black
+    row/column (yuv420p needs even sizes). crf: x264 quality (lower is better; 23 default).
+    """
+
+    def __init__(self, path: str | Path, fps: float, *, crf: int = 23,
+                 preset: str = "medium") -> None:
+        if not (fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.crf = int(crf)
+        self.preset = preset
+        self.frames_written = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._tmp: Path | None = None
+        self._gen = None
+        self._size: tuple[int, int] | None = None
+
+    def __enter__(self) -> VideoWriter:
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        return self
+
+    def _start(self, width: int, height: int) -> None:
+        import imageio_ffmpeg
+        from fractions import Fraction
+
+        self._size = (width, height)
+        params = ["-preset", self.preset, "-crf", str(self.crf), "-movflags", "+faststart"]
+        if width % 2 or height % 2:
+            params = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] + params
+        self._gen = imageio_ffmpeg.write_frames(
+            str(self._tmp), (width, height), fps=Fraction(self.fps).limit_denominator(1001),
+            codec="libx264", quality=None, macro_block_size=1, pix_fmt_out="yuv420p",
+            ffmpeg_log_level="error", output_params=params)
+        self._gen.send(None)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 (H, W, 3) frame; every frame must have the first one's size."""
+        if self._tmp is None:
+            raise RuntimeError("VideoWriter.write outside its `with` block")
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected an RGB uint8 (H, W, 3) frame, got {frame.dtype} "
+                             f"{frame.shape}")
+        h, w = frame.shape[:2]
+        if self._gen is None:
+            self._start(w, h)
+        elif (w, h) != self._size:
+            raise ValueError(f"frame size {w}x{h} differs from the first frame's "
+                             f"{self._size[0]}x{self._size[1]}")
+        self._gen.send(np.ascontiguousarray(frame))
+        self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self._stack is not None
+        stack, gen = self._stack, self._gen
+        self._stack, self._gen, self._tmp = None, None, None
+        try:
+            if gen is not None:
+                gen.close()  # flushes and waits for ffmpeg
+            if exc_type is None and self.frames_written == 0:
+                raise ValueError(f"{self.path}: no frames were written")
+        except Exception as err:
+            if exc_type is None:  # a failure of our own: drop the temporary file, re-raise
+                stack.__exit__(type(err), err, err.__traceback__)
+                raise
+            # otherwise the body's exception is the one that matters
+        return bool(stack.__exit__(exc_type, exc, tb))
