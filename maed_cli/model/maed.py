@@ -24,6 +24,12 @@ class MAEDConfig:
     num_heads: int = 12
     st_mode: StMode = "parallel"
     hidden_dim: int = 1024
+    # Only small test/smoke networks change these; the paper's model uses the defaults.
+    embed_dim: int = 768
+    backbone_layers: tuple[int, ...] = (3, 4, 9)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backbone_layers", tuple(int(v) for v in self.backbone_layers))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -31,14 +37,17 @@ class MAEDConfig:
 
 class MAED(nn.Module):
     def __init__(self, num_blocks: int = 6, num_heads: int = 12, st_mode: StMode = "parallel",
-                 hidden_dim: int = 1024):
+                 hidden_dim: int = 1024, embed_dim: int = 768,
+                 backbone_layers: tuple[int, ...] = (3, 4, 9)):
         super().__init__()
         if st_mode not in ST_MODES:
             raise ValueError(f"st_mode must be one of {ST_MODES}, got {st_mode!r}")
         if not 1 <= num_blocks <= 12:
             raise ValueError(f"num_blocks must be in 1..12 (ViT-B/16 depth), got {num_blocks}")
-        self.config = MAEDConfig(num_blocks, num_heads, st_mode, hidden_dim)
-        self.encoder = STEncoder(num_blocks=num_blocks, num_heads=num_heads, st_mode=st_mode)
+        self.config = MAEDConfig(num_blocks, num_heads, st_mode, hidden_dim, embed_dim,
+                                 tuple(backbone_layers))
+        self.encoder = STEncoder(num_blocks=num_blocks, num_heads=num_heads, st_mode=st_mode,
+                                 embed_dim=embed_dim, layers=tuple(backbone_layers))
         self.decoder = KTDDecoder(self.encoder.embed_dim, hidden_dim)
 
     @classmethod

@@ -1,0 +1,438 @@
+"""`maed demo`: video -> tracked people -> MAED clips -> SMPL per person per frame -> results.
+
+Two streaming passes over the input, so memory does not grow with the video's length:
+  1. decode -> detect (or --boxes) -> track: only boxes are kept;
+  2. decode -> crop each tracked person -> MAED clips as soon as all their frames are cropped
+     -> free the crops no later clip needs (at most about two 128-frame pools per track).
+Then per track: clip outputs back to frame order (every frame predicted once), the body layer
+for vertices and joints, cameras converted to the full image, and one results folder written
+atomically (see maed_cli.results).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .atomic import atomic_dir
+from .body.geometry import (crop_cam_to_full, crop_cam_to_translation, default_focal,
+                            project_full_orthographic, rotmat_to_axis_angle)
+from .body.smpl import BodyModel
+from .clips import interpolate_outputs, plan_clips
+from .errors import InputError
+from .model import MAED
+from .results import TrackResult, save_summary, save_track
+from .video.crop import DEFAULT_BOX_SCALE, crop_images, crop_regions, normalize_crops
+from .video.detect import DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector
+from .video.io import FrameSource, open_frames
+from .video.track import (DEFAULT_MIN_TRACK, PersonTracker, TrackerConfig, Tracklet,
+                          tracklets_from_boxes)
+
+CACHE_DIR = "cache"
+CACHE_VERSION = 1
+
+
+@dataclass
+class DemoOptions:
+    """Everything that changes the result of `maed demo` (documented on the CLI)."""
+
+    start: str | None = None
+    end: str | None = None
+    fps: float | None = None
+    device: str = "auto"
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16 (half types on CUDA only)
+    batch_size: int | None = None  # clips per forward pass; None: from free memory
+    interp: int = 1
+    crop_scale: float = DEFAULT_BOX_SCALE
+    min_track: int = DEFAULT_MIN_TRACK
+    tracker: str = "bytetrack"
+    conf: float = DEFAULT_CONF
+    min_size: float = DEFAULT_MIN_SIZE
+    detector_weights: str | None = None
+    boxes: str | None = None
+    focal: float | None = None
+    use_cache: bool = True
+
+    def tracking_key(self, video_digest: str) -> str:
+        """What the cached detections/tracks depend on."""
+        keys = {k: getattr(self, k) for k in ("start", "end", "fps", "min_track", "tracker",
+                                               "conf", "min_size", "detector_weights")}
+        if self.boxes:
+            keys["boxes"] = file_digest(Path(self.boxes))
+        blob = json.dumps({"video": video_digest, "v": CACHE_VERSION, **keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+Progress = Callable[[str, int, int | None], None]  # (stage, advance, total)
+
+
+def _no_progress(stage: str, advance: int, total: int | None) -> None:
+    pass
+
+
+def file_digest(path: Path, chunk: int = 4 << 20) -> str:
+    """A fast content key: size plus the first and last 4 MiB (whole file when smaller)."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(chunk))
+        if size > 2 * chunk:
+            handle.seek(-chunk, 2)
+        digest.update(handle.read(chunk))
+    return digest.hexdigest()
+
+
+def input_digest(path: Path) -> str:
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for p in sorted(path.iterdir()):
+            if p.is_file():
+                stat = p.stat()
+                digest.update(f"{p.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+        return digest.hexdigest()
+    return file_digest(path)
+
+
+def resolve_device(device: str) -> torch.device:
+    name = (device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA GPU is available (use --device cpu)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    name = (dtype or "auto").lower()
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() \
+            else torch.float32
+    if name not in table:
+        raise InputError(f"--dtype {dtype!r}: expected auto, fp32, bf16 or fp16")
+    if table[name] is not torch.float32 and device.type != "cuda":
+        raise InputError(f"--dtype {dtype}: half precision needs a CUDA device")
+    return table[name]
+
+
+def auto_batch_size(device: torch.device) -> int:
+    """Clips (16 frames each) per forward pass: from free GPU memory, 2 on the CPU."""
+    if device.type != "cuda":
+        return 2
+    free, _ = torch.cuda.mem_get_info(device)
+    per_clip = 1.2 * 2 ** 30  # measured order of magnitude for 16 frames, 6 blocks, bf16
+    return int(max(1, min(64, free * 0.6 // per_clip)))
+
+
+# --- pass 1: who is where ------------------------------------------------------------------
+
+def find_tracklets(source: FrameSource, options: DemoOptions, detector: PersonDetector | None,
+                   progress: Progress) -> dict[int, Tracklet]:
+    fps = source.stream_fps
+    config = TrackerConfig(method=options.tracker, high_conf=options.conf)
+    total = source.estimated_length
+    if options.boxes:
+        boxes = BoxesFile.load(options.boxes)
+        frames = []
+        for index, _ in _frames_with_progress(source, "detect", progress, total):
+            frames.append(index)
+        return tracklets_from_boxes(boxes, frames, fps, config, min_track=options.min_track)
+    assert detector is not None
+    tracker = PersonTracker(config, fps)
+    for index, frame, dets in detector.stream(
+            _frames_with_progress(source, "detect", progress, total)):
+        tracker.update(index, dets, frame)
+    return tracker.tracklets(min_track=options.min_track)
+
+
+def _frames_with_progress(source: FrameSource, stage: str, progress: Progress,
+                          total: int | None) -> Iterator:
+    progress(stage, 0, total)
+    for item in source:
+        yield item
+        progress(stage, 1, total)
+
+
+# --- pass 2: crops and the network ---------------------------------------------------------
+
+@dataclass
+class _TrackWork:
+    tracklet: Tracklet
+    regions: np.ndarray  # (n, 4) crop regions
+    plan: Any
+    needed: set = field(default_factory=set)  # track positions some clip still needs
+    last_use: dict = field(default_factory=dict)  # position -> index of its last clip
+    crops: dict = field(default_factory=dict)  # position -> (224, 224, 3) uint8
+    next_clip: int = 0
+    outputs: list = field(default_factory=list)  # per clip: (index, dict of (16, ...))
+    ready_at: np.ndarray | None = None  # per clip: the furthest track position it needs
+
+    @classmethod
+    def create(cls, tracklet: Tracklet, crop_scale: float, interp: int) -> "_TrackWork":
+        plan = plan_clips(len(tracklet), interp=interp)
+        work = cls(tracklet, crop_regions(tracklet.boxes, crop_scale), plan)
+        for c, clip in enumerate(plan.clips):
+            for pos in clip:
+                work.last_use[int(pos)] = c
+        work.needed = set(work.last_use)
+        # a clip is ready once its furthest frame is cropped
+        work.ready_at = plan.clips.max(axis=1)
+        return work
+
+    def ready_clips(self, cropped_upto: int) -> list[int]:
+        ready = []
+        while self.next_clip < self.plan.num_clips and \
+                self.ready_at[self.next_clip] <= cropped_upto:
+            ready.append(self.next_clip)
+            self.next_clip += 1
+        return ready
+
+    def release(self, clip_index: int) -> None:
+        for pos in self.plan.clips[clip_index]:
+            pos = int(pos)
+            if self.last_use.get(pos) == clip_index:
+                self.crops.pop(pos, None)
+
+
+class ClipRunner:
+    """Batches clips across tracks and runs MAED on them."""
+
+    def __init__(self, model: MAED, device: torch.device, dtype: torch.dtype, batch_size: int):
+        self.model, self.device, self.dtype, self.batch_size = model, device, dtype, batch_size
+        self.queue: list[tuple[_TrackWork, int]] = []
+        self.frames_run = 0
+
+    def add(self, work: _TrackWork, clip_index: int) -> None:
+        self.queue.append((work, clip_index))
+        if len(self.queue) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.queue:
+            return
+        batch, self.queue = self.queue, []
+        crops = np.stack([np.stack([work.crops[int(p)] for p in work.plan.clips[c]])
+                          for work, c in batch])  # (B, T, 224, 224, 3) uint8
+        x = torch.from_numpy(normalize_crops(crops)).to(self.device, non_blocking=True)
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype)
+                    if self.dtype is not torch.float32 else nullcontext())
+        with torch.inference_mode(), autocast:
+            out = self.model(x)
+        keep = ("rotmat", "betas", "cam")
+        out = {k: out[k].float().cpu() for k in keep}
+        for i, (work, c) in enumerate(batch):
+            work.outputs.append((c, {k: v[i] for k, v in out.items()}))
+            work.release(c)
+        self.frames_run += crops.shape[0] * crops.shape[1]
+
+
+def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED,
+                options: DemoOptions, device: torch.device, progress: Progress
+                ) -> dict[int, dict[str, torch.Tensor]]:
+    """Stream the frames again, crop every tracked person, run the clips; per track the
+    network outputs in frame order: rotmat (n, 24, 3, 3), betas (n, 10), cam (n, 3)."""
+    dtype = resolve_dtype(options.dtype, device)
+    batch = options.batch_size or auto_batch_size(device)
+    runner = ClipRunner(model, device, dtype, batch)
+    works = {tid: _TrackWork.create(t, options.crop_scale, options.interp)
+             for tid, t in tracklets.items()}
+    index_of = {tid: {int(f): i for i, f in enumerate(w.tracklet.frames)}
+                for tid, w in works.items()}
+    last_frame = max(int(t.frames[-1]) for t in tracklets.values())
+    total = sum(w.plan.num_clips for w in works.values())
+    progress("maed", 0, total)
+    for frame_index, frame in source:
+        active = [(tid, index_of[tid][frame_index]) for tid in works
+                  if frame_index in index_of[tid]]
+        wanted = [(tid, pos) for tid, pos in active if pos in works[tid].needed]
+        if wanted:
+            crops = crop_images(frame, np.stack([works[tid].regions[pos]
+                                                 for tid, pos in wanted]))
+            for (tid, pos), crop in zip(wanted, crops):
+                works[tid].crops[pos] = crop
+        for tid, pos in active:
+            for c in works[tid].ready_clips(pos):
+                runner.add(works[tid], c)
+                progress("maed", 1, total)
+        if frame_index >= last_frame:
+            break
+    runner.flush()
+    merged = {}
+    for tid, work in works.items():
+        if len(work.outputs) != work.plan.num_clips:
+            raise RuntimeError(f"track {tid}: {len(work.outputs)} of {work.plan.num_clips} "
+                               "clips ran (the second decoding pass yielded fewer frames)")
+        ordered = [o for _, o in sorted(work.outputs, key=lambda item: item[0])]
+        per_clip = {k: torch.stack([o[k] for o in ordered]) for k in ordered[0]}
+        frames = {k: work.plan.merge(v) for k, v in per_clip.items()}
+        if options.interp > 1:
+            frames = interpolate_outputs(work.plan.sample, frames, len(work.tracklet))
+        merged[tid] = frames
+    return merged
+
+
+# --- per-track results ---------------------------------------------------------------------
+
+def build_track_result(tracklet: Tracklet, regions: np.ndarray, theta: dict[str, torch.Tensor],
+                       body: BodyModel, width: int, height: int, focal: float | None,
+                       device: torch.device, chunk: int = 256) -> TrackResult:
+    rotmat, betas, cam = theta["rotmat"], theta["betas"], theta["cam"]
+    verts, joints = [], []
+    with torch.inference_mode():
+        for s in range(0, len(rotmat), chunk):
+            out = body(rotmat=rotmat[s:s + chunk].to(device), betas=betas[s:s + chunk].to(device))
+            verts.append(out.vertices.cpu())
+            joints.append(out.joints49.cpu())
+    verts_t, joints_t = torch.cat(verts), torch.cat(joints)
+    regions_t = torch.from_numpy(regions).to(torch.float64)
+    cam64 = cam.to(torch.float64)
+    orig_cam = crop_cam_to_full(cam64, regions_t, width, height)
+    focal = focal or default_focal(width, height)
+    cam_t = crop_cam_to_translation(cam64, regions_t, width, height, focal)
+    joints2d = project_full_orthographic(joints_t.to(torch.float64), orig_cam, width, height)
+    return TrackResult(
+        track_id=int(tracklet.track_id), frame_ids=tracklet.frames, bboxes=tracklet.boxes,
+        crop_boxes=regions, pred_cam=cam.numpy(), orig_cam=orig_cam.numpy(),
+        cam_t=cam_t.numpy(), pose=rotmat_to_axis_angle(rotmat).reshape(-1, 72).numpy(),
+        betas=betas.numpy(), rotmat=rotmat.numpy(), verts=verts_t.numpy(),
+        joints3d=joints_t.numpy(), joints2d_img_coord=joints2d.numpy(), focal=float(focal))
+
+
+# --- tracks cache --------------------------------------------------------------------------
+
+def _save_cached_tracks(path: Path, tracklets: dict[int, Tracklet]) -> None:
+    arrays = {}
+    for tid, t in tracklets.items():
+        arrays[f"{tid}_frames"] = t.frames
+        arrays[f"{tid}_boxes"] = t.boxes
+        arrays[f"{tid}_detected"] = t.detected
+        arrays[f"{tid}_source"] = np.int64(t.source_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        np.savez(handle, ids=np.asarray(sorted(tracklets), np.int64), **arrays)
+
+
+def _load_cached_tracks(path: Path) -> dict[int, Tracklet] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {int(tid): Tracklet(int(tid), data[f"{tid}_frames"], data[f"{tid}_boxes"],
+                                       data[f"{tid}_detected"], int(data[f"{tid}_source"]))
+                    for tid in data["ids"]}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+# --- the whole demo ------------------------------------------------------------------------
+
+@dataclass
+class DemoReport:
+    output: Path
+    tracks: list[TrackResult]
+    summary: dict
+    cache_hit: bool
+
+
+def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOptions,
+             model: MAED, body: BodyModel, *, detector: PersonDetector | None = None,
+             checkpoint_info: dict | None = None, progress: Progress | None = None,
+             on_results: Callable[[Path, list[TrackResult], dict], None] | None = None
+             ) -> DemoReport:
+    """Run the demo pipeline; `on_results(tmp_folder, tracks, summary)` may add files (e.g.
+    the overlay video) to the results folder before it is moved into place."""
+    progress = progress or _no_progress
+    input_path = Path(input_path).expanduser()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    source = open_frames(input_path, start=options.start, end=options.end, fps=options.fps)
+    meta = source.meta
+    output = Path(output) if output else default_output(input_path)
+    check_output_writable(output)
+    if options.interp < 1 or 8 % options.interp:
+        raise InputError(f"--interp {options.interp}: must divide 8 (1, 2, 4 or 8)")
+    device = resolve_device(options.device)
+    cache_key = options.tracking_key(input_digest(input_path))
+    cache_file = output / CACHE_DIR / f"tracks_{cache_key}.npz"
+    tracklets = _load_cached_tracks(cache_file) if options.use_cache and cache_file.is_file() \
+        else None
+    cache_hit = tracklets is not None
+    if tracklets is None:
+        if not options.boxes and detector is None:
+            detector = PersonDetector(options.detector_weights, conf=options.conf,
+                                      min_size=options.min_size, device=options.device)
+        tracklets = find_tracklets(source, options, detector, progress)
+    timings["detect_track"] = time.perf_counter() - t0
+    if not tracklets:
+        raise InputError(f"{input_path}: no person was tracked for at least "
+                         f"{options.min_track} frames (try --min-track, --conf or --boxes)")
+    t1 = time.perf_counter()
+    model = model.to(device).eval()
+    body = body.to(device)
+    theta = run_network(source, tracklets, model, options, device, progress)
+    timings["network"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    tracks = []
+    progress("body", 0, len(tracklets))
+    for tid, tracklet in tracklets.items():
+        regions = crop_regions(tracklet.boxes, options.crop_scale)
+        tracks.append(build_track_result(tracklet, regions, theta[tid], body, meta.width,
+                                         meta.height, options.focal, device))
+        progress("body", 1, len(tracklets))
+    timings["body"] = time.perf_counter() - t2
+    summary = {
+        "maed_version": __version__,
+        "input": {"path": str(input_path), "kind": meta.kind, "width": meta.width,
+                  "height": meta.height, "fps": meta.fps, "stream_fps": source.stream_fps,
+                  "num_frames": meta.num_frames, "digest": input_digest(input_path)},
+        "settings": asdict(options),
+        "checkpoint": checkpoint_info or {},
+        "body_model": getattr(body, "source", ""),
+        "device": str(device),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "tracks": [{"track_id": t.track_id, "frames": len(t),
+                    "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),
+                    "file": f"tracks/{t.file_name()}"} for t in tracks],
+        "tracks_cache": {"key": cache_key, "reused": cache_hit},
+        "timings_s": timings,
+    }
+    t3 = time.perf_counter()
+    with atomic_dir(output) as tmp:
+        for track in tracks:
+            save_track(tmp, track)
+        _save_cached_tracks(tmp / CACHE_DIR / cache_file.name, tracklets)
+        if on_results is not None:
+            on_results(tmp, tracks, summary)
+        timings["write"] = time.perf_counter() - t3
+        timings["total"] = time.perf_counter() - t0
+        save_summary(tmp, summary)
+    return DemoReport(output=output, tracks=tracks, summary=summary, cache_hit=cache_hit)
+
+
+def default_output(input_path: Path) -> Path:
+    input_path = Path(input_path)
+    return input_path.parent / f"{input_path.stem}_maed"
+
+
+def check_output_writable(output: Path) -> None:
+    parent = output.parent if not output.exists() else output
+    probe_dir = parent
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    import os
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output}: exists and is not a folder")
+    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK):
+        raise InputError(f"--output {output}: {probe_dir} is not writable")

@@ -1,0 +1,109 @@
+"""Wiring shared by the commands that run the network: assets, progress display, the demo."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
+                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+from . import assets
+from .errors import AssetMissingError
+
+STAGE_LABELS = {"detect": "detect + track", "maed": "crop + MAED clips", "body": "body model",
+                "render": "render"}
+
+
+@dataclass
+class LoadedAssets:
+    model: object
+    body: object
+    checkpoint_info: dict
+
+
+def load_model_and_body(checkpoint: str | Path | None = None, smpl: str | Path | None = None,
+                        require_h36m: bool = False) -> LoadedAssets:
+    """The network from the checkpoint, and the body model (SMPL file, else the checkpoint's)."""
+    from .body.smpl import load_body_model
+    from .model.checkpoint import file_sha256, load_checkpoint
+
+    path = assets.find_checkpoint(checkpoint)
+    loaded = load_checkpoint(path)
+    body = load_body_model(smpl_path=smpl, checkpoint_buffers=loaded.smpl_buffers,
+                           require_h36m=require_h36m)
+    info = {"path": str(path), "kind": loaded.kind, "sha256": file_sha256(path),
+            "config": loaded.config.to_dict()}
+    return LoadedAssets(loaded.model, body, info)
+
+
+def preflight_demo(checkpoint: str | Path | None, boxes: str | None,
+                   detector_weights: str | None) -> None:
+    """Name every missing asset in one message before any long work starts."""
+    problems = []
+    if assets.find_asset(assets.CHECKPOINT_NAMES, checkpoint) is None:
+        problems.append(assets.checkpoint_missing_message() if checkpoint is None
+                        else f"checkpoint not found: {checkpoint} does not exist")
+    if not boxes:
+        from .video.detect import resolve_detector_weights
+        try:
+            resolve_detector_weights(detector_weights)
+        except AssetMissingError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise AssetMissingError(problems[0])
+    if problems:
+        raise AssetMissingError(" | ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+
+
+@contextmanager
+def stage_progress(console: Console, quiet: bool = False) -> Iterator:
+    """A `progress(stage, advance, total)` callback drawing one rich bar per stage."""
+    if quiet:
+        yield lambda stage, advance, total: None
+        return
+    columns = (TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+               TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, advance: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(STAGE_LABELS.get(stage, stage), total=total,
+                                            rate="")
+            task_id = tasks[stage]
+            task = bar.tasks[task_id]
+            if total is not None and task.total != total:
+                bar.update(task_id, total=total)
+            if advance:
+                bar.advance(task_id, advance)
+                speed = bar.tasks[task_id].speed
+                if speed:
+                    bar.update(task_id, rate=f"{speed:.1f}/s")
+
+        yield update
+
+
+def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoint=None,
+                     smpl=None, render: bool = False, quiet: bool = False,
+                     console: Console | None = None, err_console: Console | None = None):
+    from .pipeline import check_output_writable, default_output, run_demo
+    from .video.io import open_frames
+
+    console = console or Console()
+    open_frames(input_path, start=options.start, end=options.end, fps=options.fps)  # bad input
+    output = Path(output) if output else default_output(input_path)
+    check_output_writable(output)
+    preflight_demo(checkpoint, options.boxes, options.detector_weights)
+    renderer_hook = None
+    if render:
+        from .render import make_overlay_hook  # fails early, in one line, without OpenGL
+        renderer_hook = make_overlay_hook(input_path, options, console=console, quiet=quiet)
+    loaded = load_model_and_body(checkpoint, smpl)
+    with stage_progress(console, quiet) as progress:
+        return run_demo(input_path, output, options, loaded.model, loaded.body,
+                        checkpoint_info=loaded.checkpoint_info, progress=progress,
+                        on_results=renderer_hook)

@@ -1,0 +1,127 @@
+"""`maed demo` end to end on CPU: synthetic video, given boxes, a small random network."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from maed_cli.cli import main
+from maed_cli.model import MAED, save_checkpoint
+from maed_cli.results import load_results
+
+from synthetic_video import make_walkers_video, write_boxes
+
+TINY = dict(num_blocks=1, num_heads=2, hidden_dim=64, embed_dim=96, backbone_layers=(1, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def demo_setup(tmp_path_factory, synthetic_body, synthetic_assets):
+    root = tmp_path_factory.mktemp("demo")
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(root / "tiny.pt", MAED(**TINY))
+    video = root / "walkers.mp4"
+    info = make_walkers_video(video, synthetic_body, num_frames=20)
+    boxes = write_boxes(root / "boxes.json", info["boxes"])
+    return {"root": root, "ckpt": ckpt, "video": video, "boxes": boxes, "info": info,
+            "smpl": synthetic_assets["npz"], "extra": synthetic_assets["extra"]}
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.fixture
+def installed_regressor(demo_setup, _isolated_asset_home):
+    import shutil
+    shutil.copy(demo_setup["extra"], _isolated_asset_home / "J_regressor_extra.npy")
+
+
+def test_demo_with_boxes_writes_every_frame_of_every_track(capsys, demo_setup,
+                                                           installed_regressor):
+    out = demo_setup["root"] / "out"
+    code, text = run(capsys, "demo", demo_setup["video"], "--boxes", demo_setup["boxes"],
+                     "--checkpoint", demo_setup["ckpt"], "--smpl", demo_setup["smpl"],
+                     "--output", out, "--min-track", 5, "--batch-size", 4, "--quiet")
+    assert code == 0, text
+    tracks, summary = load_results(out)
+    assert [t.track_id for t in tracks] == [1, 2]
+    n = demo_setup["info"]["num_frames"]
+    for t in tracks:
+        assert list(t.frame_ids) == list(range(n))
+        shapes = {"pred_cam": (n, 3), "orig_cam": (n, 4), "cam_t": (n, 3), "pose": (n, 72),
+                  "betas": (n, 10), "rotmat": (n, 24, 3, 3), "verts": (n, 6890, 3),
+                  "joints3d": (n, 49, 3), "joints2d_img_coord": (n, 49, 2), "bboxes": (n, 4),
+                  "crop_boxes": (n, 4)}
+        for key, shape in shapes.items():
+            value = getattr(t, key)
+            assert value.shape == shape, key
+            assert np.isfinite(value).all(), key
+        # the crop region is the smoothed box scaled by the crop factor, centred on it
+        np.testing.assert_allclose(t.crop_boxes[:, 2], 1.35 * t.bboxes[:, 2], rtol=1e-5)
+    assert summary["input"]["width"] == 320 and summary["tracks_cache"]["reused"] is False
+    assert summary["checkpoint"]["config"]["embed_dim"] == 96
+    assert set(summary["timings_s"]) >= {"detect_track", "network", "body", "total"}
+    # Again in the fast mode: the cached tracks are reused, every frame is still there and
+    # the interpolated rotations stay rotations.
+    code, text = run(capsys, "demo", demo_setup["video"], "--boxes", demo_setup["boxes"],
+                     "--checkpoint", demo_setup["ckpt"], "--smpl", demo_setup["smpl"],
+                     "--output", out, "--min-track", 5, "--interp", 8, "--quiet")
+    assert code == 0, text
+    again, summary2 = load_results(out)
+    assert summary2["tracks_cache"]["reused"] is True
+    assert summary2["settings"]["interp"] == 8
+    assert [len(t) for t in again] == [n, n]
+    rot = again[0].rotmat
+    eye = np.broadcast_to(np.eye(3), rot.shape)
+    np.testing.assert_allclose(rot @ np.swapaxes(rot, -1, -2), eye, atol=1e-4)
+    # the sampled frames (every 8th and the last) are predicted by the network itself
+    assert not np.allclose(again[0].pose, tracks[0].pose, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "empty", "no_person"])
+def test_bad_input_one_line_no_output(capsys, demo_setup, installed_regressor, tmp_path, case):
+    out = tmp_path / "out"
+    video = demo_setup["video"]
+    boxes = demo_setup["boxes"]
+    if case == "missing":
+        video = tmp_path / "nope.mp4"
+    elif case == "text":
+        video = tmp_path / "notes.mp4"
+        video.write_text("this is not a video\n" * 10)
+    elif case == "empty":
+        video = tmp_path / "empty.mp4"
+        video.write_bytes(b"")
+    elif case == "no_person":
+        boxes = tmp_path / "none.json"
+        boxes.write_text(json.dumps([{"frame": 0, "x1": 1, "y1": 1, "x2": 50, "y2": 90,
+                                      "track_id": 1}]))
+    code, text = run(capsys, "demo", video, "--boxes", boxes, "--checkpoint",
+                     demo_setup["ckpt"], "--smpl", demo_setup["smpl"], "--output", out,
+                     "--quiet")
+    assert code == 2, text
+    assert "Traceback" not in text and text.strip().startswith("error:"), text
+    assert len(text.strip().splitlines()) == 1
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_missing_assets_named_in_one_message(capsys, demo_setup, tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    import maed_cli.video.detect as detect
+    monkeypatch.setattr(detect, "_is_offline", lambda: True)
+    code, text = run(capsys, "demo", demo_setup["video"], "--output", tmp_path / "o", "--quiet")
+    assert code == 2
+    assert "model_best.pth.tar" in text and "yolo11n.pt" in text
+    assert "maed setup weights" in text
+
+
+def test_unwritable_output(capsys, demo_setup, installed_regressor, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code, text = run(capsys, "demo", demo_setup["video"], "--boxes", demo_setup["boxes"],
+                     "--checkpoint", demo_setup["ckpt"], "--output", blocker / "out",
+                     "--quiet")
+    assert code == 2 and "not writable" in text, text
