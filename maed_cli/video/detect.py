@@ -187,8 +187,12 @@ class PersonDetector:
         try:
             return YOLO(str(path))
         except Exception as exc:
-            raise CheckpointError(f"detector weights {path} cannot be loaded "
-                                  f"({type(exc).__name__}: {exc})") from None
+            reason = " ".join(str(exc).split())  # ultralytics' messages span many lines
+            if len(reason) > 160:
+                reason = reason[:157] + "..."
+            raise CheckpointError(f"detector weights {path} cannot be loaded: not an "
+                                  f"ultralytics YOLO file? ({type(exc).__name__}: {reason})"
+                                  ) from None
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Detect people in RGB uint8 (H, W, 3) frames; one Detections per frame."""

@@ -247,9 +247,8 @@ def smooth_series(values: np.ndarray, sigma: float, median: int = 5) -> np.ndarr
     if size >= 3:
         out = median_filter(out, size=(size, 1), mode="nearest")
     if sigma > 0.3 and n > 1:  # below ~0.3 frames a Gaussian is the identity
-        pad = min(int(4 * sigma) + 1, n - 1)
-        ext = np.concatenate([2 * out[:1] - out[pad:0:-1], out,
-                              2 * out[-1:] - out[-2:-pad - 2:-1]], axis=0)
+        pad = int(4 * sigma) + 1  # scipy's truncation radius: the filter sees no further
+        ext = np.pad(out, ((pad, pad), (0, 0)), mode="reflect", reflect_type="odd")
         out = gaussian_filter1d(ext, sigma, axis=0, mode="nearest")[pad:pad + n]
     return out
 
