@@ -59,6 +59,18 @@ class ClipPlan:
     def num_clips(self) -> int:
         return len(self.clips)
 
+    @property
+    def clip_first(self) -> np.ndarray:
+        """(C,) the earliest track position each clip reads: crops before the minimum over
+        the clips still to run can be freed."""
+        return self.clips.min(axis=1)
+
+    @property
+    def clip_last(self) -> np.ndarray:
+        """(C,) the latest track position each clip reads: a clip can run as soon as the
+        track's crops up to it exist (crops arrive in frame order while decoding)."""
+        return self.clips.max(axis=1)
+
     def merge(self, outputs):
         """Per-clip outputs (C, clip_len, ...) -> per sampled frame (M, ...), frame order.
 

@@ -273,3 +273,53 @@ def test_crop_to_image_inverts_the_crop():
     pts = np.array([[[112.0, 112.0], [0.0, 0.0], [224.0, 224.0]]])
     back = crop_to_image(pts, regions)
     assert np.allclose(back, [[[220, 120], [180, 80], [260, 160]]])
+
+
+def test_track_cropper_follows_the_tracks():
+    from types import SimpleNamespace
+
+    from maed_cli.video.crop import TrackCropper
+
+    tracks = {1: SimpleNamespace(frames=np.array([3, 4, 5]),
+                                 boxes=np.array([[20, 20, 10, 10]] * 3, float)),
+              2: SimpleNamespace(frames=np.array([4, 5, 6, 7]),
+                                 boxes=np.array([[60, 30, 20, 40]] * 4, float))}
+    cropper = TrackCropper(tracks, scale=1.0, positions={2: [0, 2]})
+    assert cropper.last_frame == 6
+    assert np.allclose(cropper.regions[2][0], [60, 30, 40, 40])
+    frame = np.zeros((64, 96, 3), np.uint8)
+    frame[10:30, 10:30] = 255                   # inside track 1's region only
+    assert cropper(2, frame) == []
+    out = cropper(4, frame)
+    assert [(tid, pos) for tid, pos, _ in out] == [(1, 1), (2, 0)]
+    assert out[0][2].shape == (CROP_SIZE, CROP_SIZE, 3) and out[0][2].min() == 255
+    assert out[1][2].max() == 0
+    assert [(t, p) for t, p, _ in cropper(5, frame)] == [(1, 2)]   # position 1 not wanted
+
+
+def test_decode_boxes_track_crop_clips_end_to_end(tmp_path, video):
+    """The red rectangle of the synthetic video, given as boxes, through every stage."""
+    from maed_cli.clips import plan_clips
+    from maed_cli.video.crop import TrackCropper
+    from maed_cli.video.detect import BoxesFile
+    from maed_cli.video.track import tracklets_from_boxes
+
+    rows = ["frame,x,y,w,h"] + [f"{i},{(2 * i) % (W - 20)},30,20,20" for i in range(100)]
+    (tmp_path / "b.csv").write_text("\n".join(rows))
+    source = open_frames(video, start=10, end=30)
+    stream = [i for i, _ in source]
+    tracks = tracklets_from_boxes(BoxesFile.load(tmp_path / "b.csv"), stream,
+                                  source.stream_fps, min_track=5)
+    assert list(tracks) and tracks[next(iter(tracks))].frames.tolist() == list(range(10, 30))
+    cropper = TrackCropper(tracks, scale=1.0)
+    crops = {}
+    for index, frame in source:
+        for tid, pos, crop in cropper(index, frame):
+            crops[pos] = crop
+    crops = np.stack([crops[p] for p in range(len(crops))])
+    centre = crops[:, 100:124, 100:124].reshape(len(crops), -1, 3).mean(1)
+    assert (centre[:, 0] > 180).all() and (centre[:, 2] < 70).all()  # the red box fills it
+    plan = plan_clips(len(crops))
+    batch = normalize_crops(crops[plan.clips])
+    assert batch.shape == (plan.num_clips, 16, 3, CROP_SIZE, CROP_SIZE)
+    assert (plan.clip_first <= plan.clip_last).all()

@@ -90,3 +90,44 @@ def crop_to_image(points: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE
     side = np.maximum(regions[..., 2], regions[..., 3])[..., None, None]
     centre = regions[..., None, :2]
     return centre + (points - size / 2.0) * side / size
+
+
+class TrackCropper:
+    """The crops of every tracklet, cut frame by frame during a (second) decoding pass.
+
+        cropper = TrackCropper(tracklets)                 # {id: obj with .frames, .boxes}
+        for index, frame in source:
+            for track_id, position, crop in cropper(index, frame):
+                ...                                       # crop: (224, 224, 3) uint8
+
+    tracklets: {track_id: tracklet} where tracklet.frames (n,) are source frame indices and
+    tracklet.boxes (n, 4) are (cx, cy, w, h); positions: optionally {track_id: positions}
+    to crop only some of a track's frames (e.g. `ClipPlan.sample` with --interp).
+    `regions[track_id]` (n, 4) are the crop regions, to be kept with the results: a camera
+    predicted on a crop refers to its region.
+    """
+
+    def __init__(self, tracklets: dict, scale: float = DEFAULT_BOX_SCALE,
+                 size: int = CROP_SIZE, positions: dict | None = None) -> None:
+        self.size = size
+        self.regions = {tid: crop_regions(t.boxes, scale) for tid, t in tracklets.items()}
+        self._by_frame: dict[int, list[tuple[int, int]]] = {}
+        for tid, t in tracklets.items():
+            wanted = (range(len(t.frames)) if positions is None or tid not in positions
+                      else positions[tid])
+            for pos in wanted:
+                self._by_frame.setdefault(int(t.frames[pos]), []).append((tid, int(pos)))
+
+    @property
+    def last_frame(self) -> int | None:
+        """The last source frame any crop comes from (decoding can stop after it)."""
+        return max(self._by_frame, default=None)
+
+    def __call__(self, frame_index: int, frame: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+        """[(track_id, position in the track, crop (size, size, 3) uint8)] for this frame."""
+        jobs = self._by_frame.get(int(frame_index), [])
+        if not jobs:
+            return []
+        regions = np.stack([self.regions[tid][pos] for tid, pos in jobs])
+        crops = crop_images(frame, regions, self.size)
+        return [(tid, pos, crops[k]) for k, (tid, pos) in enumerate(jobs)]
