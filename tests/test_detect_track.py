@@ -168,6 +168,20 @@ def test_ids_stable_through_occlusion(method):
     assert np.allclose(c.boxes[:, :2], [320, 570]) and np.allclose(c.boxes[:, 2:], 100)
 
 
+def test_botsort_with_frames_uses_motion_compensation():
+    """With frames, BoT-SORT estimates camera motion (sparse optical flow) on them."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (720, 760, 3), dtype=np.uint8)
+    tracker = PersonTracker(TrackerConfig(method="botsort"), fps=30.0)
+    calls = []
+    gmc_apply = tracker._tracker.gmc.apply
+    tracker._tracker.gmc.apply = lambda *a, **k: calls.append(1) or gmc_apply(*a, **k)
+    for f, dets in _walkers():
+        tracker.update(f, dets, texture)
+    assert len(calls) == 80
+    assert len(tracker.tracklets(min_track=10)) == 3
+
+
 def test_min_track_and_gap_split():
     frames = np.arange(100)
     obs = {5: (np.r_[np.arange(0, 30), np.arange(70, 100)],

@@ -113,6 +113,9 @@ def test_bad_selection(video):
         open_frames(video, start="10s")
     with pytest.raises(InputError, match="--fps"):
         open_frames(video, fps=0)
+    # just past the (estimated) end: decoding finds nothing, and says so
+    with pytest.raises(InputError, match="no frames in the selected range"):
+        list(open_frames(video, start=100))
 
 
 def _one_line_input_error(call) -> str:

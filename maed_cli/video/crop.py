@@ -58,6 +58,7 @@ def crop_images(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE) -
     import cv2
 
     regions = np.asarray(regions, np.float64).reshape(-1, 4)
+    frame = np.ascontiguousarray(frame)  # OpenCV needs it; a no-op for decoded frames
     out = np.zeros((len(regions), size, size, 3), np.uint8)
     for i, region in enumerate(regions):
         cv2.warpAffine(frame, crop_matrix(region, size), (size, size), dst=out[i],

@@ -8,6 +8,10 @@ and `frame` is an RGB uint8 array of shape (H, W, 3).
 
 Iterating a source twice decodes it twice; that is how a pipeline makes a detection pass and
 a cropping pass without keeping frames in memory.
+
+A `start` is reached by ffmpeg's input seek, which is frame-exact for constant-frame-rate
+videos; for variable-frame-rate ones the index of the first frame is derived from its time
+at the nominal rate, so indices after a seek may differ by a frame or so from a count.
 """
 from __future__ import annotations
 
@@ -161,7 +165,10 @@ def make_selection(meta: VideoMeta, start: str | int | float | None = None,
     if stop is not None and stop <= first:
         raise InputError(f"--end {end} must come after --start {start if start is not None else 0}"
                          f" (frames {stop} <= {first})")
-    if meta.num_frames is not None and first >= meta.num_frames:
+    # a video's count is an estimate (duration × fps): only a start clearly past it fails
+    # here; one just past the real end fails when decoding yields nothing
+    slack = 1 if meta.kind == "video" else 0
+    if meta.num_frames is not None and first >= meta.num_frames + slack:
         raise InputError(f"--start {start} is past the end of {meta.path.name} "
                          f"({meta.num_frames} frames, {meta.num_frames / meta.fps:.2f} s)")
     if fps is not None and not (fps > 0 and math.isfinite(fps)):
