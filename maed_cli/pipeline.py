@@ -32,7 +32,7 @@ from .clips import interpolate_outputs, plan_clips
 from .errors import InputError
 from .model import MAED
 from .results import TrackResult, save_summary, save_track
-from .video.crop import DEFAULT_BOX_SCALE, crop_images, crop_regions, normalize_crops
+from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
 from .video.detect import DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector
 from .video.io import FrameSource, open_frames
 from .video.track import (DEFAULT_MIN_TRACK, PersonTracker, TrackerConfig, Tracklet,
@@ -141,22 +141,34 @@ def auto_batch_size(device: torch.device) -> int:
 # --- pass 1: who is where ------------------------------------------------------------------
 
 def find_tracklets(source: FrameSource, options: DemoOptions, detector: PersonDetector | None,
-                   progress: Progress) -> dict[int, Tracklet]:
+                   progress: Progress, clock: StageClock | None = None) -> dict[int, Tracklet]:
+    clock = clock or StageClock()
     fps = source.stream_fps
     config = TrackerConfig(method=options.tracker, high_conf=options.conf)
     total = source.estimated_length
+    frames = clock.timed("decode", _frames_with_progress(source, "detect", progress, total))
     if options.boxes:
         boxes = BoxesFile.load(options.boxes)
-        frames = []
-        for index, _ in _frames_with_progress(source, "detect", progress, total):
-            frames.append(index)
-        return tracklets_from_boxes(boxes, frames, fps, config, min_track=options.min_track)
+        indices = [index for index, _ in frames]
+        t = time.perf_counter()
+        found = tracklets_from_boxes(boxes, indices, fps, config, min_track=options.min_track)
+        clock.add("track", time.perf_counter() - t)
+        return found
     assert detector is not None
     tracker = PersonTracker(config, fps)
-    for index, frame, dets in detector.stream(
-            _frames_with_progress(source, "detect", progress, total)):
+    decode_before = clock.seconds.get("decode", 0.0)
+    detect_before = clock.seconds.get("detect", 0.0)
+    for index, frame, dets in clock.timed("detect", detector.stream(frames)):
+        t = time.perf_counter()
         tracker.update(index, dets, frame)
-    return tracker.tracklets(min_track=options.min_track)
+        clock.add("track", time.perf_counter() - t)
+    # the detector pulls the frames, so its wall time includes decoding: take that out
+    decoded = clock.seconds.get("decode", 0.0) - decode_before
+    clock.seconds["detect"] = detect_before + (clock.seconds["detect"] - detect_before) - decoded
+    t = time.perf_counter()
+    found = tracker.tracklets(min_track=options.min_track)
+    clock.add("track", time.perf_counter() - t)
+    return found
 
 
 def _frames_with_progress(source: FrameSource, stage: str, progress: Progress,
@@ -169,52 +181,70 @@ def _frames_with_progress(source: FrameSource, stage: str, progress: Progress,
 
 # --- pass 2: crops and the network ---------------------------------------------------------
 
+class StageClock:
+    """Seconds spent per stage, accumulated over a run (decode, detect, track, crop, ...)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def timed(self, stage: str, iterable):
+        """Iterate, charging the time spent producing each item to `stage`."""
+        iterator = iter(iterable)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                self.add(stage, time.perf_counter() - t)
+                return
+            self.add(stage, time.perf_counter() - t)
+            yield item
+
+
 @dataclass
 class _TrackWork:
-    tracklet: Tracklet
-    regions: np.ndarray  # (n, 4) crop regions
+    """One track's clips: which are ready, the crops they still need, their outputs."""
+
     plan: Any
-    needed: set = field(default_factory=set)  # track positions some clip still needs
-    last_use: dict = field(default_factory=dict)  # position -> index of its last clip
+    last_use: dict = field(default_factory=dict)  # position -> index of the last clip using it
     crops: dict = field(default_factory=dict)  # position -> (224, 224, 3) uint8
     next_clip: int = 0
-    outputs: list = field(default_factory=list)  # per clip: (index, dict of (16, ...))
-    ready_at: np.ndarray | None = None  # per clip: the furthest track position it needs
+    outputs: list = field(default_factory=list)  # per clip: (index, dict of (T, ...))
 
     @classmethod
-    def create(cls, tracklet: Tracklet, crop_scale: float, interp: int) -> "_TrackWork":
-        plan = plan_clips(len(tracklet), interp=interp)
-        work = cls(tracklet, crop_regions(tracklet.boxes, crop_scale), plan)
-        for c, clip in enumerate(plan.clips):
+    def create(cls, length: int, interp: int) -> "_TrackWork":
+        work = cls(plan_clips(length, interp=interp))
+        for c, clip in enumerate(work.plan.clips):
             for pos in clip:
                 work.last_use[int(pos)] = c
-        work.needed = set(work.last_use)
-        # a clip is ready once its furthest frame is cropped
-        work.ready_at = plan.clips.max(axis=1)
         return work
 
     def ready_clips(self, cropped_upto: int) -> list[int]:
+        """Clips whose furthest frame has been cropped (crops arrive in frame order)."""
         ready = []
-        while self.next_clip < self.plan.num_clips and \
-                self.ready_at[self.next_clip] <= cropped_upto:
+        last = self.plan.clip_last
+        while self.next_clip < self.plan.num_clips and last[self.next_clip] <= cropped_upto:
             ready.append(self.next_clip)
             self.next_clip += 1
         return ready
 
     def release(self, clip_index: int) -> None:
         for pos in self.plan.clips[clip_index]:
-            pos = int(pos)
-            if self.last_use.get(pos) == clip_index:
-                self.crops.pop(pos, None)
+            if self.last_use.get(int(pos)) == clip_index:
+                self.crops.pop(int(pos), None)
 
 
 class ClipRunner:
-    """Batches clips across tracks and runs MAED on them."""
+    """Batches ready clips across tracks and runs MAED on them."""
 
-    def __init__(self, model: MAED, device: torch.device, dtype: torch.dtype, batch_size: int):
+    def __init__(self, model: MAED, device: torch.device, dtype: torch.dtype, batch_size: int,
+                 clock: StageClock, on_done: Callable[[int], None]):
         self.model, self.device, self.dtype, self.batch_size = model, device, dtype, batch_size
+        self.clock, self.on_done = clock, on_done
         self.queue: list[tuple[_TrackWork, int]] = []
-        self.frames_run = 0
 
     def add(self, work: _TrackWork, clip_index: int) -> None:
         self.queue.append((work, clip_index))
@@ -224,6 +254,7 @@ class ClipRunner:
     def flush(self) -> None:
         if not self.queue:
             return
+        t = time.perf_counter()
         batch, self.queue = self.queue, []
         crops = np.stack([np.stack([work.crops[int(p)] for p in work.plan.clips[c]])
                           for work, c in batch])  # (B, T, 224, 224, 3) uint8
@@ -232,43 +263,41 @@ class ClipRunner:
                     if self.dtype is not torch.float32 else nullcontext())
         with torch.inference_mode(), autocast:
             out = self.model(x)
-        keep = ("rotmat", "betas", "cam")
-        out = {k: out[k].float().cpu() for k in keep}
+        out = {k: out[k].float().cpu() for k in ("rotmat", "betas", "cam")}
         for i, (work, c) in enumerate(batch):
             work.outputs.append((c, {k: v[i] for k, v in out.items()}))
             work.release(c)
-        self.frames_run += crops.shape[0] * crops.shape[1]
+        self.clock.add("network", time.perf_counter() - t)
+        self.on_done(len(batch))
 
 
 def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED,
-                options: DemoOptions, device: torch.device, progress: Progress
-                ) -> dict[int, dict[str, torch.Tensor]]:
+                options: DemoOptions, device: torch.device, progress: Progress,
+                clock: StageClock | None = None) -> dict[int, dict[str, torch.Tensor]]:
     """Stream the frames again, crop every tracked person, run the clips; per track the
     network outputs in frame order: rotmat (n, 24, 3, 3), betas (n, 10), cam (n, 3)."""
+    clock = clock or StageClock()
     dtype = resolve_dtype(options.dtype, device)
-    batch = options.batch_size or auto_batch_size(device)
-    runner = ClipRunner(model, device, dtype, batch)
-    works = {tid: _TrackWork.create(t, options.crop_scale, options.interp)
-             for tid, t in tracklets.items()}
-    index_of = {tid: {int(f): i for i, f in enumerate(w.tracklet.frames)}
-                for tid, w in works.items()}
-    last_frame = max(int(t.frames[-1]) for t in tracklets.values())
+    works = {tid: _TrackWork.create(len(t), options.interp) for tid, t in tracklets.items()}
+    cropper = TrackCropper(tracklets, options.crop_scale,
+                           positions={tid: sorted(w.last_use) for tid, w in works.items()})
     total = sum(w.plan.num_clips for w in works.values())
     progress("maed", 0, total)
-    for frame_index, frame in source:
-        active = [(tid, index_of[tid][frame_index]) for tid in works
-                  if frame_index in index_of[tid]]
-        wanted = [(tid, pos) for tid, pos in active if pos in works[tid].needed]
-        if wanted:
-            crops = crop_images(frame, np.stack([works[tid].regions[pos]
-                                                 for tid, pos in wanted]))
-            for (tid, pos), crop in zip(wanted, crops):
-                works[tid].crops[pos] = crop
-        for tid, pos in active:
-            for c in works[tid].ready_clips(pos):
-                runner.add(works[tid], c)
-                progress("maed", 1, total)
-        if frame_index >= last_frame:
+    runner = ClipRunner(model, device, dtype, options.batch_size or auto_batch_size(device),
+                        clock, lambda done: progress("maed", done, total))
+    index_of = {tid: {int(f): i for i, f in enumerate(t.frames)} for tid, t in tracklets.items()}
+    last_frame = cropper.last_frame
+    for frame_index, frame in clock.timed("decode", source):
+        t = time.perf_counter()
+        for tid, pos, crop in cropper(frame_index, frame):
+            works[tid].crops[pos] = crop
+        clock.add("crop", time.perf_counter() - t)
+        for tid, work in works.items():
+            pos = index_of[tid].get(frame_index)
+            if pos is not None:
+                for c in work.ready_clips(pos):
+                    runner.add(work, c)
+        if last_frame is None or frame_index >= last_frame:
             break
     runner.flush()
     merged = {}
@@ -280,7 +309,7 @@ def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED
         per_clip = {k: torch.stack([o[k] for o in ordered]) for k in ordered[0]}
         frames = {k: work.plan.merge(v) for k, v in per_clip.items()}
         if options.interp > 1:
-            frames = interpolate_outputs(work.plan.sample, frames, len(work.tracklet))
+            frames = interpolate_outputs(work.plan.sample, frames, len(tracklets[tid]))
         merged[tid] = frames
     return merged
 
@@ -355,8 +384,8 @@ def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOpt
     the overlay video) to the results folder before it is moved into place."""
     progress = progress or _no_progress
     input_path = Path(input_path).expanduser()
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    clock = StageClock()
     source = open_frames(input_path, start=options.start, end=options.end, fps=options.fps)
     meta = source.meta
     output = Path(output) if output else default_output(input_path)
@@ -373,17 +402,14 @@ def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOpt
         if not options.boxes and detector is None:
             detector = PersonDetector(options.detector_weights, conf=options.conf,
                                       min_size=options.min_size, device=options.device)
-        tracklets = find_tracklets(source, options, detector, progress)
-    timings["detect_track"] = time.perf_counter() - t0
+        tracklets = find_tracklets(source, options, detector, progress, clock)
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "
                          f"{options.min_track} frames (try --min-track, --conf or --boxes)")
-    t1 = time.perf_counter()
     model = model.to(device).eval()
     body = body.to(device)
-    theta = run_network(source, tracklets, model, options, device, progress)
-    timings["network"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
+    theta = run_network(source, tracklets, model, options, device, progress, clock)
+    t = time.perf_counter()
     tracks = []
     progress("body", 0, len(tracklets))
     for tid, tracklet in tracklets.items():
@@ -391,7 +417,8 @@ def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOpt
         tracks.append(build_track_result(tracklet, regions, theta[tid], body, meta.width,
                                          meta.height, options.focal, device))
         progress("body", 1, len(tracklets))
-    timings["body"] = time.perf_counter() - t2
+    clock.add("body", time.perf_counter() - t)
+    timings = clock.seconds
     summary = {
         "maed_version": __version__,
         "input": {"path": str(input_path), "kind": meta.kind, "width": meta.width,
@@ -408,14 +435,14 @@ def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOpt
         "tracks_cache": {"key": cache_key, "reused": cache_hit},
         "timings_s": timings,
     }
-    t3 = time.perf_counter()
+    t = time.perf_counter()
     with atomic_dir(output) as tmp:
         for track in tracks:
             save_track(tmp, track)
         _save_cached_tracks(tmp / CACHE_DIR / cache_file.name, tracklets)
         if on_results is not None:
             on_results(tmp, tracks, summary)
-        timings["write"] = time.perf_counter() - t3
+        clock.add("write", time.perf_counter() - t)
         timings["total"] = time.perf_counter() - t0
         save_summary(tmp, summary)
     return DemoReport(output=output, tracks=tracks, summary=summary, cache_hit=cache_hit)
