@@ -1,0 +1,1 @@
+"""Evaluation: error metrics (pure functions) and the MAED evaluation protocol."""
