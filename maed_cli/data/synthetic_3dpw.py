@@ -53,7 +53,7 @@ def _walk_pose(frames: int, phase: float, rng: np.random.Generator) -> np.ndarra
     pose = np.zeros((frames, 72))
     swing = 0.5 * np.sin(2 * np.pi * 0.8 * t + phase)
     pose[:, 0:3] = Rotation.from_euler(
-        "y", 0.4 * np.sin(2 * np.pi * 0.1 * t + phase)).as_rotvec()
+        "y", 0.4 * np.sin(2 * np.pi * 0.1 * t + phase)[:, None]).as_rotvec()
     pose[:, 1 * 3] = swing          # L hip (x axis)
     pose[:, 2 * 3] = -swing         # R hip
     pose[:, 4 * 3] = 0.4 * (1 + np.sin(2 * np.pi * 0.8 * t + phase + 1))  # L knee
@@ -71,7 +71,7 @@ def _camera(frames: int, distance: float) -> np.ndarray:
     image y down, the camera pans slowly about the vertical."""
     t = np.arange(frames) / 30.0
     flip = Rotation.from_euler("x", np.pi)
-    pan = Rotation.from_euler("y", 0.15 * np.sin(2 * np.pi * 0.05 * t))
+    pan = Rotation.from_euler("y", 0.15 * np.sin(2 * np.pi * 0.05 * t)[:, None])
     cams = np.tile(np.eye(4), (frames, 1, 1))
     cams[:, :3, :3] = (flip * pan).as_matrix() if frames else np.zeros((0, 3, 3))
     cams[:, :3, 3] = [0.0, 0.2, distance]
@@ -119,18 +119,20 @@ def write_synthetic_3dpw(root: str | Path, body: BodyFn, split: str = "test",
             kp_uv = _project(np.asarray(joints)[:, COCO18_FROM_SMPL24], cams, k)
             conf = np.ones((frames, 18))
             if s == 0 and p == 1:
-                truth.late_start[track] = 7
-                conf[:7] = 0.0
+                late = max(2, frames // 20)
+                truth.late_start[track] = late
+                conf[:late] = 0.0
             if s == 0 and p == 0:
-                few = list(range(40, 44))
+                few = [frames // 4 + i for i in range(4)]
                 conf[np.ix_(few, LIMBS[:6])] = 0.1  # 6 of 12 limbs visible: not > 6
                 truth.few_visible[track] = few
-                conf[60] = 0.0
-                truth.invisible[track] = [60]
+                conf[frames // 2] = 0.0
+                truth.invisible[track] = [frames // 2]
             valid = np.ones(frames, dtype=bool)
             if p == 0:
-                valid[[5, 6]] = False
-                truth.campose_invalid[track] = [5, 6]
+                invalid = [frames // 3, frames // 3 + 1]
+                valid[invalid] = False
+                truth.campose_invalid[track] = invalid
             kp = np.concatenate([kp_uv, conf[..., None]], axis=-1)  # (F, 18, 3)
             data["betas"].append(betas)
             data["poses"].append(pose)

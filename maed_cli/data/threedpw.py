@@ -156,12 +156,12 @@ def keypoint_box_params(keypoints: np.ndarray, vis_thresh: float = VIS_THRESH
     """
     vis = keypoints[..., 2] > vis_thresh  # (F, K)
     has_point = vis.any(axis=1)
-    big = np.where(vis[..., None], keypoints[..., :2], np.inf)
-    small = np.where(vis[..., None], keypoints[..., :2], -np.inf)
-    lo = big.min(axis=1)  # (F, 2)
-    hi = small.max(axis=1)
-    with np.errstate(invalid="ignore"):
-        diagonal = np.linalg.norm(hi - lo, axis=1)
+    # Frames without a visible point get a zero extent here and are excluded just below.
+    lo = np.where(vis[..., None], keypoints[..., :2], np.inf).min(axis=1)  # (F, 2)
+    hi = np.where(vis[..., None], keypoints[..., :2], -np.inf).max(axis=1)
+    lo[~has_point] = 0.0
+    hi[~has_point] = 0.0
+    diagonal = np.linalg.norm(hi - lo, axis=1)
     has_box = has_point & (diagonal >= 0.5)
     frames = np.flatnonzero(has_box)
     if len(frames) == 0:
