@@ -5,7 +5,7 @@ import shutil
 import joblib
 import numpy as np
 import pytest
-from eval_fixtures import body_fn, gt_joints_fn, make_3dpw
+from eval_fixtures import gt_joints_fn, make_3dpw
 from scipy.spatial.transform import Rotation
 
 from maed_cli.body.joints import H36M_TO_J14
@@ -19,21 +19,26 @@ from maed_cli.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(tmp_path_factory, synthetic_body):
     root = tmp_path_factory.mktemp("3dpw")
-    truth = make_3dpw(root)
+    truth = make_3dpw(root, synthetic_body)
     return root, truth
 
 
 @pytest.fixture(scope="module")
-def evalset(dataset):
-    return build_from_sequences(dataset[0], "test", gt_joints_fn)
+def gt_fn(synthetic_body):
+    return gt_joints_fn(synthetic_body)
+
+
+@pytest.fixture(scope="module")
+def evalset(dataset, gt_fn):
+    return build_from_sequences(dataset[0], "test", gt_fn)
 
 
 @pytest.fixture
-def small(tmp_path):
+def small(tmp_path, synthetic_body):
     """A one-sequence, 24-frame dataset for tests that break it."""
-    make_3dpw(tmp_path, sequences=1, frames=24, people=1)
+    make_3dpw(tmp_path, synthetic_body, sequences=1, frames=24, people=1)
     return tmp_path
 
 
@@ -58,12 +63,12 @@ def test_rows_follow_the_selection_rules(dataset, evalset):
     assert evalset.joint_set == "lsp14" and evalset.joints3d.shape == (len(evalset), 14, 3)
 
 
-def test_ground_truth_is_in_the_camera_frame(dataset, evalset):
+def test_ground_truth_is_in_the_camera_frame(dataset, evalset, gt_fn):
     root, _ = dataset
     seq = read_sequence_file(root / "sequenceFiles" / "test" / "synth_test_01.pkl")
     a, b = [(s, e) for n, s, e in evalset.tracks() if n == "synth_test_01_1"][0]
     frames = evalset.frame_id[a:b]
-    world = gt_joints_fn(seq.poses[1][frames], np.repeat(seq.betas[1][None], len(frames), 0),
+    world = gt_fn(seq.poses[1][frames], np.repeat(seq.betas[1][None], len(frames), 0),
                          seq.trans[1][frames])
     rot = seq.cam_poses[frames, :3, :3]
     # Rotating the root by R_cam rotates the whole body about the root: hip-centred joints
@@ -123,24 +128,25 @@ def test_missing_box_is_interpolated():
 
 
 # -- cache ----------------------------------------------------------------------------------
-def test_cache_is_written_once_and_reused(dataset, evalset, tmp_path):
+def test_cache_is_written_once_and_reused(dataset, evalset, gt_fn, tmp_path):
     root, _ = dataset
     cache = tmp_path / "cache"
-    first, how = load_or_build(root, "test", gt_joints_fn, "body-a", cache)
+    first, how = load_or_build(root, "test", gt_fn, "body-a", cache)
     assert how == "built" and len(list(cache.glob("*.npz"))) == 1
-    second, how = load_or_build(root, "test", gt_joints_fn, "body-a", cache)
+    second, how = load_or_build(root, "test", gt_fn, "body-a", cache)
     assert how == "cache"
     for name in ("vid_name", "frame_id", "img_name", "bbox", "joints3d", "valid", "pose"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
     np.testing.assert_allclose(second.joints3d, evalset.joints3d)
-    _, how = load_or_build(root, "test", gt_joints_fn, "body-b", cache)  # another body
+    _, how = load_or_build(root, "test", gt_fn, "body-b", cache)  # another body
     assert how == "built" and len(list(cache.glob("*.npz"))) == 2
 
 
 # -- bad input --------------------------------------------------------------------------------
 def _build_and_expect(root, cache, match):
     with pytest.raises(InputError, match=match):
-        load_or_build(root, "test", gt_joints_fn, "b", cache)
+        load_or_build(root, "test", lambda *a: pytest.fail("no GT for a broken set"), "b",
+                      cache)
     assert not cache.exists() or not any(cache.iterdir())  # nothing cached
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import gt_joints_fn, make_3dpw, synthetic_body
+from eval_fixtures import gt_joints_fn, make_3dpw
 from scipy.spatial.transform import Rotation
 
 from maed_cli.data.threedpw import build_from_sequences
@@ -11,15 +11,15 @@ from maed_cli.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def evalset(tmp_path_factory):
+def evalset(tmp_path_factory, synthetic_body):
     root = tmp_path_factory.mktemp("3dpw")
-    make_3dpw(root, sequences=2, frames=60)
-    return build_from_sequences(root, "test", gt_joints_fn)
+    make_3dpw(root, synthetic_body, sequences=2, frames=60)
+    return build_from_sequences(root, "test", gt_joints_fn(synthetic_body))
 
 
-def test_ground_truth_as_prediction_scores_zero(evalset):
+def test_ground_truth_as_prediction_scores_zero(synthetic_body, evalset):
     result = score(evalset, Predictions(pose=evalset.pose, betas=evalset.shape),
-                   synthetic_body())
+                   synthetic_body)
     summary = result.summary()
     for key in ("mpjpe", "pa_mpjpe", "pve"):
         assert summary[key] == pytest.approx(0, abs=1e-3), key
@@ -34,14 +34,14 @@ def test_ground_truth_as_prediction_scores_zero(evalset):
     assert [t["name"] for t in result.tracks] == [n for n, _, _ in evalset.tracks()]
 
 
-def test_known_rotation_gives_the_predicted_errors(evalset):
+def test_known_rotation_gives_the_predicted_errors(synthetic_body, evalset):
     """Turning every predicted body by 20 degrees about its root (vertical axis): PA-MPJPE
     stays 0 and MPJPE, PVE and accel error equal what the rotation does to the ground
     truth."""
     rot = Rotation.from_euler("y", 20, degrees=True)
     pose = evalset.pose.copy()
     pose[:, :3] = (rot * Rotation.from_rotvec(pose[:, :3])).as_rotvec()
-    result = score(evalset, Predictions(pose=pose, betas=evalset.shape), synthetic_body())
+    result = score(evalset, Predictions(pose=pose, betas=evalset.shape), synthetic_body)
     r = rot.as_matrix()
     gt = metrics.center_on_hips(evalset.joints3d)
     turned = gt @ r.T
@@ -50,7 +50,7 @@ def test_known_rotation_gives_the_predicted_errors(evalset):
                                rtol=1e-4, atol=1e-3)
     assert result.mpjpe.mean() > 20
     # vertices turn about the root joint
-    body = synthetic_body()
+    body = synthetic_body
     with torch.no_grad():
         out = body(pose=torch.as_tensor(evalset.pose, dtype=torch.float32),
                    betas=torch.as_tensor(evalset.shape, dtype=torch.float32))
@@ -65,18 +65,18 @@ def test_known_rotation_gives_the_predicted_errors(evalset):
                                rtol=1e-4, atol=1e-3)
 
 
-def test_rotmat_and_axis_angle_predictions_agree(evalset):
+def test_rotmat_and_axis_angle_predictions_agree(synthetic_body, evalset):
     part = evalset.take(slice(0, 40))
     rotmat = Rotation.from_rotvec(part.pose.reshape(-1, 3)).as_matrix().reshape(-1, 24, 3, 3)
     rng = np.random.default_rng(0)
     betas = part.shape + rng.normal(scale=0.3, size=part.shape.shape)
-    a = score(part, Predictions(pose=part.pose, betas=betas), synthetic_body())
-    b = score(part, Predictions(rotmat=rotmat, betas=betas), synthetic_body())
+    a = score(part, Predictions(pose=part.pose, betas=betas), synthetic_body)
+    b = score(part, Predictions(rotmat=rotmat, betas=betas), synthetic_body)
     np.testing.assert_allclose(a.pve, b.pve, atol=1e-3)
     assert a.pve.mean() > 1.0  # other betas, another mesh
 
 
-def test_prediction_files_round_trip_and_match_rows(evalset, tmp_path):
+def test_prediction_files_round_trip_and_match_rows(synthetic_body, evalset, tmp_path):
     preds = Predictions(pose=evalset.pose, betas=evalset.shape,
                         cam=np.ones((len(evalset), 3)))
     path = save_predictions(tmp_path / "p.npz", evalset, preds)

@@ -16,12 +16,13 @@ def report_table(report: dict) -> Table:
     m = report["metrics"]
     paper = report.get("paper") or {}
     readme_accel = paper.get("accel_readme")
-    title = f"maed eval · {report['dataset']} {report['split']}"
+    title = f"maed eval · {report['dataset']} {report['split']} · mm (accel: mm/frame²)"
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
-    table.add_column("mm", justify="right")
+    table.add_column("ours", justify="right")
     if paper:
         table.add_column("paper", justify="right")
+    table.caption_justify = "left"
     table.add_column("how", style="dim")
     rows = [
         ("MPJPE", m["mpjpe"], paper.get("mpjpe"), "hip-centred"),
