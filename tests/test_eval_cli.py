@@ -182,3 +182,33 @@ def test_bad_options(home, tmp_path, capsys):
     _fails(capsys, "--data-dir", tmp_path, "--interp", 3, match="--interp 3")
     _fails(capsys, "--data-dir", tmp_path, "--split", "train", match="--split 'train'")
     _fails(capsys, "--data-dir", tmp_path, match="no MAED checkpoint found")
+
+
+@pytest.mark.slow  # ~15-30 s on 2 CPU cores: one 16-frame clip through a 1-block MAED
+def test_network_end_to_end(dataset, home, tmp_path, capsys):
+    """A 1-block MAED checkpoint through `maed eval` (one frame: a single 16-frame clip)."""
+    import torch
+
+    from maed_cli.model import MAED, save_checkpoint
+
+    root, _ = dataset
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", MAED(num_blocks=1))
+    out = tmp_path / "report.json"
+    saved = tmp_path / "pred.npz"
+    assert run("--data-dir", root, "--checkpoint", ckpt, "--limit", 1, "--workers", 0,
+               "--output", out, "--save-predictions", saved) == 0
+    assert "PA-MPJPE" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["checkpoint"]["config"]["num_blocks"] == 1
+    assert report["predictions"] == "network" and report["counts"]["frames"] == 1
+    m = report["metrics"]
+    assert all(np.isfinite(m[k]) and m[k] > 0 for k in ("mpjpe", "pa_mpjpe", "pve"))
+    assert m["accel"]["concatenated"] is None  # one frame has no acceleration
+    with np.load(saved) as data:
+        assert data["pose"].shape == (1, 72) and data["cam"].shape == (1, 3)
+    # the saved predictions score the same through --predictions
+    assert run("--data-dir", root, "--predictions", saved, "--limit", 1, "--json") == 0
+    again = json.loads(capsys.readouterr().out)["metrics"]
+    assert again["mpjpe"] == pytest.approx(m["mpjpe"], abs=1e-2)
+    assert again["pve"] == pytest.approx(m["pve"], abs=1e-2)
