@@ -212,3 +212,36 @@ def test_network_end_to_end(dataset, home, tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)["metrics"]
     assert again["mpjpe"] == pytest.approx(m["mpjpe"], abs=1e-2)
     assert again["pve"] == pytest.approx(m["pve"], abs=1e-2)
+
+
+@pytest.mark.parametrize("name", ["mpii3d", "h36m"])
+def test_other_datasets_from_db_files(name, dataset, evalset, home, tmp_path, capsys,
+                                      synthetic_body):
+    """MPI-INF-3DHP / Human3.6M db layouts (17 joints at 25..38 + 39, 41, 43) scored from the
+    49-joint set (3DHP) or J_regressor_h36m (H36M); GT predictions give 0."""
+    import joblib
+    import torch
+
+    from maed_cli.body.joints import H36M_TO_J17, J49_TO_MPII3D
+
+    root, _ = dataset
+    with torch.no_grad():
+        out = synthetic_body(pose=torch.as_tensor(evalset.pose, dtype=torch.float32),
+                             betas=torch.as_tensor(evalset.shape, dtype=torch.float32))
+    gt17 = (out.joints49[:, list(J49_TO_MPII3D)] if name == "mpii3d"
+            else out.joints_h36m17[:, list(H36M_TO_J17)]).numpy()
+    joints = np.zeros((len(evalset), 49, 4))
+    joints[:, list(range(25, 39)) + [39, 41, 43], :3] = gt17 + 0.3  # root offset: no matter
+    joints[:, list(range(25, 39)) + [39, 41, 43], 3] = 1
+    (tmp_path / "database").mkdir()
+    joblib.dump({"vid_name": evalset.vid_name, "frame_id": evalset.frame_id,
+                 "img_name": evalset.img_name, "joints3D": joints, "bbox": evalset.bbox,
+                 "valid_i": np.ones(len(evalset))},
+                tmp_path / "database" / f"{name}_test_db.pt")
+    preds = ground_truth_predictions(root, tmp_path / "gt.npz")
+    assert main(["eval", "--dataset", name, "--data-dir", tmp_path, "--predictions", preds,
+                 "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["protocol"]["joint_set"] == ("mpii3d17" if name == "mpii3d" else "h36m17")
+    assert report["metrics"]["mpjpe"] == pytest.approx(0, abs=1e-3)
+    assert report["metrics"]["pve"] is None and report["paper"] is None

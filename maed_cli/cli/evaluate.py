@@ -32,8 +32,8 @@ def evaluate(
                                      "betas — e.g. from --save-predictions) instead of running "
                                      "the network."),
     interp: int = typer.Option(1, "--interp", min=1, help="Run the network on every K-th "
-                               "frame only and interpolate the others linearly, as MAED's "
-                               "EVAL.INTERPOLATION (1, 2, 4 or 8; 1 = every frame)."),
+                               "frame only and interpolate the others (slerp on rotations), "
+                               "as MAED's EVAL.INTERPOLATION (1, 2, 4 or 8; 1 = every frame)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate only the first N frames "
                               "of the set (quick checks; the last track is cut)."),
     batch_pools: int = typer.Option(8, "--batch-pools", min=1, help="128-frame pools per "
