@@ -178,6 +178,16 @@ def test_missing_frames_on_disk(home, tmp_path, capsys, synthetic_body):
     _nothing_written(home, tmp_path)
 
 
+def test_a_run_failing_late_caches_nothing(home, tmp_path, capsys, synthetic_body):
+    make_3dpw(tmp_path / "d", synthetic_body, sequences=1, frames=20, people=1)
+    preds = ground_truth_predictions(tmp_path / "d", tmp_path / "p.npz")
+    with np.load(preds) as data:
+        np.savez(tmp_path / "partial.npz", **{k: v[:-3] for k, v in data.items()})
+    _fails(capsys, "--data-dir", tmp_path / "d", "--predictions", tmp_path / "partial.npz",
+           "--output", tmp_path / "out.json", match="no prediction for 3 of the")
+    _nothing_written(home, tmp_path)
+
+
 def test_bad_options(home, tmp_path, capsys):
     _fails(capsys, "--data-dir", tmp_path, "--interp", 3, match="--interp 3")
     _fails(capsys, "--data-dir", tmp_path, "--split", "train", match="--split 'train'")

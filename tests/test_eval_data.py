@@ -131,14 +131,17 @@ def test_missing_box_is_interpolated():
 def test_cache_is_written_once_and_reused(dataset, evalset, gt_fn, tmp_path):
     root, _ = dataset
     cache = tmp_path / "cache"
-    first, how = load_or_build(root, "test", gt_fn, "body-a", cache)
-    assert how == "built" and len(list(cache.glob("*.npz"))) == 1
-    second, how = load_or_build(root, "test", gt_fn, "body-a", cache)
+    first, how, commit = load_or_build(root, "test", gt_fn, "body-a", cache)
+    assert how == "built" and not cache.exists()  # written only when the caller commits
+    commit()
+    assert len(list(cache.glob("*.npz"))) == 1
+    second, how, _ = load_or_build(root, "test", gt_fn, "body-a", cache)
     assert how == "cache"
     for name in ("vid_name", "frame_id", "img_name", "bbox", "joints3d", "valid", "pose"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
     np.testing.assert_allclose(second.joints3d, evalset.joints3d)
-    _, how = load_or_build(root, "test", gt_fn, "body-b", cache)  # another body
+    _, how, commit = load_or_build(root, "test", gt_fn, "body-b", cache)  # another body
+    commit()
     assert how == "built" and len(list(cache.glob("*.npz"))) == 2
 
 

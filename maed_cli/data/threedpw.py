@@ -15,6 +15,10 @@ reference (maed_reference.md, §5.1 and Appendix A):
    scipy.signal.medfilt) and Gaussian-filtered (sigma 8);
 5. rows: frames in that range with more than 6 of the 12 limb keypoints visible.
 
+Sequences are taken in file-name order (the official script used the file system's listing
+order, which only changes which frames meet at the few track boundaries of the concatenated
+acceleration metrics).
+
 One deliberate difference: the official script leaves the smoothed boxes offset by the first
 visible frame for persons who are not visible from frame 0 (it pads them with zero rows and
 never cuts them like the other fields). Here every box belongs to its own frame; compared with
@@ -295,10 +299,14 @@ def cache_key(data_dir: str | Path, split: str, body_fingerprint: str) -> str:
 
 def load_or_build(data_dir: str | Path, split: str, gt_joints: GtJointsFn,
                   body_fingerprint: str, cache_dir: str | Path | None,
-                  rebuild: bool = False,
-                  progress: Callable[[str], None] | None = None) -> tuple[EvalSet, str]:
-    """The set from the cache when it is there and current, else built (and then cached,
-    atomically, only once the whole build has succeeded). Returns (set, 'cache'|'built')."""
+                  rebuild: bool = False, progress: Callable[[str], None] | None = None
+                  ) -> tuple[EvalSet, str, Callable[[], None]]:
+    """The set from the cache when it is there and current, else built.
+
+    Returns (set, 'cache' | 'built', commit): `commit()` writes a freshly built set to the
+    cache, atomically; the caller calls it once its whole run has succeeded, so a failed run
+    leaves nothing cached (it is a no-op for a set read from the cache).
+    """
     cache_file = None
     if cache_dir is not None:
         key = cache_key(data_dir, split, body_fingerprint)
@@ -306,11 +314,15 @@ def load_or_build(data_dir: str | Path, split: str, gt_joints: GtJointsFn,
         if cache_file.is_file() and not rebuild:
             try:
                 evalset = EvalSet.load(cache_file)
-                check_images(evalset.img_name, "3DPW")
-                return evalset, "cache"
             except (ValueError, KeyError, OSError, zipfile.BadZipFile):
                 pass  # unreadable or older cache: rebuild it
+            else:
+                check_images(evalset.img_name, "3DPW")
+                return evalset, "cache", lambda: None
     evalset = build_from_sequences(data_dir, split, gt_joints, progress=progress)
-    if cache_file is not None:
-        evalset.save(cache_file, meta={"data_dir": str(Path(data_dir).resolve())})
-    return evalset, "built"
+
+    def commit() -> None:
+        if cache_file is not None:
+            evalset.save(cache_file, meta={"data_dir": str(Path(data_dir).resolve())})
+
+    return evalset, "built", commit

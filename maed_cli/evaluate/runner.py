@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,23 +107,28 @@ def _checkpoint_smpl_buffers(explicit: Path | None) -> dict | None:
     return smpl or None
 
 
+def _nothing() -> None:
+    pass
+
+
 def load_evalset(opts: EvalOptions, body, device: torch.device, console: Console
-                 ) -> tuple[EvalSet, str]:
-    """The set the options name, and how it was obtained ('built', 'cache' or 'db')."""
+                 ) -> tuple[EvalSet, str, Callable[[], None]]:
+    """The set the options name, how it was obtained ('built', 'cache' or 'db'), and the
+    function that caches a freshly built set (to call once the run has succeeded)."""
     data_dir = Path(opts.data_dir) if opts.data_dir is not None else None
     if opts.db is not None:
-        return dbfiles.read_db(opts.db, opts.dataset, opts.split, data_dir), "db"
+        return dbfiles.read_db(opts.db, opts.dataset, opts.split, data_dir), "db", _nothing
     assert data_dir is not None
     if opts.dataset == "3dpw" and (data_dir / "sequenceFiles").is_dir():
         files = threedpw.list_sequence_files(data_dir, opts.split)
         with _progress(console, opts.quiet) as bar:
             task = bar.add_task(f"3DPW {opts.split}: reading sequences", total=len(files))
-            evalset, how = threedpw.load_or_build(
+            evalset, how, commit = threedpw.load_or_build(
                 data_dir, opts.split, protocol.gt_joints_function(body, device),
                 protocol.body_fingerprint(body), opts.cache_dir or default_cache_dir(),
                 rebuild=opts.rebuild_cache, progress=lambda _: bar.advance(task))
             bar.update(task, completed=len(files))
-        return evalset, how
+        return evalset, how, commit
     found = dbfiles.find_db(data_dir, opts.dataset, opts.split)
     if found is None:
         name = dbfiles.db_filename(opts.dataset, opts.split)
@@ -131,7 +137,7 @@ def load_evalset(opts: EvalOptions, body, device: torch.device, console: Console
         raise InputError(f"{data_dir} holds {release}{name} (also looked in "
                          f"{data_dir / 'database'}); pass the dataset root with --data-dir or "
                          f"the db file with --db")
-    return dbfiles.read_db(found, opts.dataset, opts.split, data_dir), "db"
+    return dbfiles.read_db(found, opts.dataset, opts.split, data_dir), "db", _nothing
 
 
 def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
@@ -151,7 +157,7 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
             opts.checkpoint)
     body = load_body_model(opts.smpl, checkpoint_buffers=buffers,
                            require_h36m=opts.dataset in ("3dpw", "h36m"), device=device).eval()
-    evalset, how = load_evalset(opts, body, device, console)
+    evalset, how, commit_cache = load_evalset(opts, body, device, console)
     full_size = len(evalset)
     if opts.limit is not None and opts.limit < len(evalset):
         evalset = evalset.take(slice(0, opts.limit))
@@ -177,6 +183,7 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
     if opts.output is not None:
         with atomic_path(opts.output) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
+    commit_cache()
     return report
 
 
