@@ -106,8 +106,10 @@ def read_db(path: str | Path, dataset: str, split: str, data_dir: Path | None = 
     roots = [r for r in (data_dir, path.parent, path.parent.parent) if r is not None]
     images = resolve_images(names, roots, path)
     check_images(images, dataset)
-    frame_id = (np.asarray(raw["frame_id"]).astype(np.int64) if "frame_id" in raw
-                else np.arange(n))
+    try:
+        frame_id = np.asarray(raw["frame_id"]).reshape(n).astype(np.int64)
+    except (KeyError, ValueError, TypeError):  # absent or not numeric: the row order
+        frame_id = np.arange(n)
     valid_key = "valid_i" if "valid_i" in raw else "valid"
     valid = (np.asarray(raw[valid_key]).reshape(n).astype(bool) if valid_key in raw
              else np.ones(n, dtype=bool))
