@@ -15,7 +15,6 @@ import json
 import platform
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from .body.geometry import (crop_cam_to_full, crop_cam_to_translation, default_f
                             project_full_orthographic, rotmat_to_axis_angle)
 from .body.smpl import BodyModel
 from .clips import interpolate_outputs, plan_clips
+from .devices import autocast, resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
 from .results import TrackResult, save_summary, save_track
@@ -102,31 +102,6 @@ def input_digest(path: Path) -> str:
                 digest.update(f"{p.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
         return digest.hexdigest()
     return file_digest(path)
-
-
-def resolve_device(device: str) -> torch.device:
-    name = (device or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA GPU is available (use --device cpu)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    name = (dtype or "auto").lower()
-    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() \
-            else torch.float32
-    if name not in table:
-        raise InputError(f"--dtype {dtype!r}: expected auto, fp32, bf16 or fp16")
-    if table[name] is not torch.float32 and device.type != "cuda":
-        raise InputError(f"--dtype {dtype}: half precision needs a CUDA device")
-    return table[name]
 
 
 def auto_batch_size(device: torch.device) -> int:
@@ -259,9 +234,7 @@ class ClipRunner:
         crops = np.stack([np.stack([work.crops[int(p)] for p in work.plan.clips[c]])
                           for work, c in batch])  # (B, T, 224, 224, 3) uint8
         x = torch.from_numpy(normalize_crops(crops)).to(self.device, non_blocking=True)
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype)
-                    if self.dtype is not torch.float32 else nullcontext())
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.device, self.dtype):
             out = self.model(x)
         out = {k: out[k].float().cpu() for k in ("rotmat", "betas", "cam")}
         for i, (work, c) in enumerate(batch):

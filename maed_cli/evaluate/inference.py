@@ -9,7 +9,6 @@ cropped by DataLoader workers, each image once per pool.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from torch import nn
 
 from ..clips import ClipPlan, interpolate_outputs, plan_clips
 from ..data.evalset import EvalSet
+from ..devices import autocast, resolve_dtype
 from ..errors import InputError
 from ..video.crop import IMAGENET_MEAN, IMAGENET_STD, crop_images, crop_regions
 from .protocol import Predictions
@@ -106,9 +106,8 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
         _PoolImages(evalset, starts, jobs), batch_size=None, shuffle=False,
         num_workers=workers, pin_memory=device.type == "cuda",
         persistent_workers=False, prefetch_factor=2 if workers else None)
-    use_amp = amp and device.type == "cuda"
-    autocast = (torch.autocast("cuda", dtype=torch.float16) if use_amp
-                else contextlib.nullcontext())
+    dtype = resolve_dtype("auto" if amp else "fp32", device)  # half precision on a GPU only
+    mixed = autocast(device, dtype)
 
     def finish_track(t: int) -> None:
         plan = plans[t]
@@ -128,7 +127,7 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
             crops = crops.to(device, non_blocking=True)
             clips.append(crops[torch.as_tensor(job.layout, device=device)])  # (c, T, ...)
         x = _normalise(torch.cat(clips))
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), mixed:
             out = model(x)
         out = {k: out[k].float().cpu().numpy() for k in OUTPUT_KEYS}
         first = 0

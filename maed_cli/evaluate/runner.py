@@ -22,6 +22,7 @@ from ..atomic import atomic_path
 from ..data import db as dbfiles
 from ..data import threedpw
 from ..data.evalset import JOINT_SETS, EvalSet
+from ..devices import resolve_device
 from ..errors import InputError
 from . import protocol
 
@@ -59,18 +60,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["MAED_HOME"]).expanduser() / "cache"
     import platformdirs
     return Path(platformdirs.user_cache_dir("maed", appauthor=False))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA GPU is available here (use --device cpu)")
-    return device
 
 
 def _check_options(opts: EvalOptions) -> None:
