@@ -17,11 +17,15 @@ Per-track arrays (n = frames in which the person is tracked; VIBE-compatible nam
     joints3d (n, 49, 3)       the 49 SPIN joints, metres, body frame
     joints2d_img_coord (n, 49, 2)  those joints projected into the image, pixels
     track_id ()               the tracker's id;  focal ()  focal length in pixels used for cam_t
+
+`load_result_set` reads such a folder — or a VIBE/TCMR `*_output.pkl` (a joblib dict keyed by
+track id with VIBE's keys, no `rotmat`/`cam_t`) — into a `ResultSet`, so both can be rendered,
+exported and compared the same way. Arrays a source lacks are None.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +42,36 @@ ARRAY_KEYS = ("frame_ids", "bboxes", "crop_boxes", "pred_cam", "orig_cam", "cam_
 
 @dataclass
 class TrackResult:
+    """One tracked person (shapes in the module docstring); None: not in the source."""
+
     track_id: int
     frame_ids: np.ndarray
-    bboxes: np.ndarray
-    crop_boxes: np.ndarray
-    pred_cam: np.ndarray
-    orig_cam: np.ndarray
-    cam_t: np.ndarray
-    pose: np.ndarray
-    betas: np.ndarray
-    rotmat: np.ndarray
-    verts: np.ndarray
-    joints3d: np.ndarray
-    joints2d_img_coord: np.ndarray
-    focal: float
+    bboxes: np.ndarray | None = None
+    crop_boxes: np.ndarray | None = None
+    pred_cam: np.ndarray | None = None
+    orig_cam: np.ndarray | None = None
+    cam_t: np.ndarray | None = None
+    pose: np.ndarray | None = None
+    betas: np.ndarray | None = None
+    rotmat: np.ndarray | None = None
+    verts: np.ndarray | None = None
+    joints3d: np.ndarray | None = None
+    joints2d_img_coord: np.ndarray | None = None
+    focal: float | None = None
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+    def index_of(self, frame: int) -> int | None:
+        """Row of source frame `frame`, or None when the person is not in that frame."""
+        row = int(np.searchsorted(self.frame_ids, frame))
+        if row < len(self.frame_ids) and self.frame_ids[row] == frame:
+            return row
+        hits = np.flatnonzero(self.frame_ids == frame)  # unsorted frame ids (foreign files)
+        return int(hits[0]) if len(hits) else None
+
+    def with_arrays(self, **arrays) -> "TrackResult":
+        return replace(self, **arrays)
 
     def file_name(self) -> str:
         return f"track_{self.track_id:04d}.npz"
@@ -62,14 +79,17 @@ class TrackResult:
 
 def save_track(folder: str | Path, track: TrackResult) -> Path:
     path = Path(folder) / TRACKS_DIR / track.file_name()
-    arrays = {k: np.asarray(getattr(track, k)) for k in ARRAY_KEYS}
+    arrays = {k: np.asarray(getattr(track, k)) for k in ARRAY_KEYS
+              if getattr(track, k) is not None}
     arrays["frame_ids"] = arrays["frame_ids"].astype(np.int64)
     for key in ARRAY_KEYS[1:]:
-        arrays[key] = arrays[key].astype(np.float32)
+        if key in arrays:
+            arrays[key] = arrays[key].astype(np.float32)
+    if track.focal is not None:
+        arrays["focal"] = np.float64(track.focal)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, track_id=np.int64(track.track_id), focal=np.float64(track.focal),
-                     **arrays)
+            np.savez(handle, track_id=np.int64(track.track_id), **arrays)
     return path
 
 
@@ -96,11 +116,15 @@ def load_track(path: str | Path) -> TrackResult:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            values = {k: data[k] for k in ARRAY_KEYS}
-            return TrackResult(track_id=int(data["track_id"]), focal=float(data["focal"]),
-                               **values)
-    except (KeyError, ValueError, OSError) as exc:
+            values = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as exc:
         raise InputError(f"{path}: not a maed track result ({exc})") from None
+    if "track_id" not in values or "frame_ids" not in values:
+        raise InputError(f"{path}: not a maed track result (no track_id/frame_ids)")
+    track = _clean(int(values["track_id"]), values, str(path))
+    if "focal" in values:
+        track.focal = float(values["focal"])
+    return track
 
 
 def load_results(folder: str | Path) -> tuple[list[TrackResult], dict[str, Any]]:
@@ -119,3 +143,140 @@ def load_results(folder: str | Path) -> tuple[list[TrackResult], dict[str, Any]]
 
 
 TRACK_FIELDS = tuple(f.name for f in fields(TrackResult))
+
+
+def _clean(track_id: int, arrays: dict, source: str) -> TrackResult:
+    """Validated TrackResult from a dict of arrays; rotmat derived from pose when missing."""
+    if "frame_ids" not in arrays:
+        raise InputError(f"{source}: track {track_id} has no frame_ids")
+    frame_ids = np.asarray(arrays["frame_ids"]).astype(np.int64).reshape(-1)
+    n = len(frame_ids)
+    kept = {}
+    for key in ARRAY_KEYS[1:]:
+        value = arrays.get(key)
+        if value is None:
+            continue
+        value = np.asarray(value)
+        if value.dtype == object or value.ndim == 0:
+            continue
+        if len(value) != n:
+            raise InputError(f"{source}: track {track_id}: '{key}' has {len(value)} rows but "
+                             f"there are {n} frame_ids")
+        kept[key] = value.astype(np.float32)
+    if "pose" in kept and "rotmat" not in kept:
+        import torch
+
+        from .body.geometry import axis_angle_to_rotmat
+        kept["rotmat"] = axis_angle_to_rotmat(
+            torch.as_tensor(kept["pose"].reshape(n, 24, 3), dtype=torch.float64)
+        ).numpy().astype(np.float32)
+    return TrackResult(track_id=int(track_id), frame_ids=frame_ids, **kept)
+
+
+# --- reading for render / export / compare -----------------------------------------------------
+
+@dataclass
+class ResultSet:
+    """All tracks of one video, with what is known about the video.
+
+    fps: the source's frame rate; start/end/select_fps: the frame selection the results were
+    made with (None: all), so a renderer decodes exactly those frames."""
+
+    tracks: dict[int, TrackResult]
+    video: Path | None = None
+    fps: float = 30.0
+    width: int | None = None
+    height: int | None = None
+    start: str | int | None = None
+    end: str | int | None = None
+    select_fps: float | None = None
+    faces: np.ndarray | None = None  # (F, 3) mesh faces, when the source carries them
+    source: str = ""
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def frame_ids(self) -> np.ndarray:
+        """Every frame that has at least one person, sorted."""
+        if not self.tracks:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([t.frame_ids for t in self.tracks.values()]))
+
+    def fill_translation(self, focal: float | None = None) -> None:
+        """Give every track a full-perspective `cam_t`, derived from `orig_cam` when missing."""
+        if self.width is None or self.height is None:
+            return
+        import torch
+
+        from .body.geometry import orig_cam_to_translation
+        for tid, track in self.tracks.items():
+            if track.cam_t is None and track.orig_cam is not None:
+                cam_t = orig_cam_to_translation(torch.as_tensor(track.orig_cam, dtype=torch.float64),
+                                                self.width, self.height, focal or track.focal)
+                self.tracks[tid] = track.with_arrays(cam_t=cam_t.numpy().astype(np.float32))
+
+
+def load_result_set(path: str | Path, *, video: str | Path | None = None) -> ResultSet:
+    """A `maed demo` results folder, or a VIBE/TCMR `*_output.pkl`, as a ResultSet.
+
+    `video` overrides the input recorded in summary.json (and gives a pkl its video: frame
+    size and fps)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir() and not (path / SUMMARY).is_file():
+        pkls = sorted(path.glob("*_output.pkl"))
+        if len(pkls) == 1:
+            path = pkls[0]
+    if path.is_dir():
+        tracks, summary = load_results(path)
+        source = summary.get("input", {})
+        settings = summary.get("settings", {})
+        result = ResultSet(
+            tracks={t.track_id: t for t in tracks},
+            video=Path(source["path"]) if source.get("path") else None,
+            fps=float(source.get("fps") or 30.0), width=source.get("width"),
+            height=source.get("height"), start=settings.get("start"), end=settings.get("end"),
+            select_fps=settings.get("fps"), source=str(path), summary=summary)
+    elif path.suffix in (".pkl", ".joblib"):
+        result = _load_pkl(path)
+    else:
+        raise InputError(f"{path}: expected a `maed demo` results folder or a VIBE-style "
+                         f"*_output.pkl")
+    if video is not None:
+        result.video = Path(video)
+        if result.width is None or path.suffix in (".pkl", ".joblib"):
+            _fill_video_meta(result)
+    return result
+
+
+def _read_joblib(path: Path):
+    try:  # the project's restricted unpickler, when present: a pkl then cannot run code
+        from .data.safe_pickle import load_joblib
+    except ImportError:  # TODO: drop this fallback once the safe reader (issue #6) is on main
+        import joblib
+        load_joblib = joblib.load
+    return load_joblib(path)
+
+
+def _load_pkl(path: Path) -> ResultSet:
+    try:
+        data = _read_joblib(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
+        raise InputError(f"{path}: not a readable VIBE-style results pickle ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a dict keyed by track id, got {type(data).__name__}")
+    tracks = {}
+    for key, arrays in data.items():
+        if not isinstance(arrays, dict):
+            raise InputError(f"{path}: track {key!r} is not a dict of arrays")
+        tracks[int(key)] = _clean(int(key), arrays, str(path))
+    return ResultSet(tracks=tracks, source=str(path))
+
+
+def _fill_video_meta(result: ResultSet) -> None:
+    """Frame size and fps from the video itself (for pkls)."""
+    if result.video is None or not result.video.exists():
+        return
+    from .video.io import open_frames
+    meta = open_frames(result.video).meta
+    result.width, result.height, result.fps = meta.width, meta.height, float(meta.fps)

@@ -183,3 +183,16 @@ def project_perspective(points: torch.Tensor, translation: torch.Tensor, focal: 
     p = points + translation[..., None, :]
     centre = torch.tensor([img_w / 2.0, img_h / 2.0], dtype=p.dtype, device=p.device)
     return focal * p[..., :2] / p[..., 2:3] + centre
+
+
+def orig_cam_to_translation(orig_cam: torch.Tensor, img_w: float, img_h: float,
+                            focal: float | None = None) -> torch.Tensor:
+    """Orthographic full-image camera (..., 4) -> full-perspective translation (..., 3), metres.
+
+    The same body as `crop_cam_to_translation`, from the full-image camera alone: at depth
+    Z = f / (sx W / 2) a pinhole of focal f (default `default_focal`) has the orthographic
+    camera's scale (sx W / 2 px per metre), and (X, Y) = (tx', ty') centres it the same way.
+    """
+    focal = default_focal(img_w, img_h) if focal is None else focal
+    sx, tx, ty = orig_cam[..., 0], orig_cam[..., 2], orig_cam[..., 3]
+    return torch.stack([tx, ty, 2.0 * focal / (sx * img_w + 1e-9)], dim=-1)

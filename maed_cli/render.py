@@ -1,0 +1,416 @@
+"""Headless mesh rendering: people's meshes over video frames, side views, comparisons.
+
+OpenGL is never touched at import time. The first renderer created picks a headless
+platform (`choose_platform`: EGL — a GPU's or Mesa's — then OSMesa), tried in child processes
+because a failing GL import can abort the interpreter and PyOpenGL binds its platform once per
+process; only then is pyrender imported. When no platform works, `RendererUnavailable` names
+the Debian packages to install.
+
+Cameras. `ortho` (default; every result file has it): each person has VIBE's orthographic
+full-image camera (sx, sy, tx, ty), so the mesh lands exactly where the network put it. All
+people share one orthographic GL camera in pixel units and a common depth axis — person
+depth Z = f / (sx W / 2) (the pinhole depth with the same scale) plus the vertex's own depth —
+so the depth buffer orders them per pixel, interpenetration included. Normals come from the
+undistorted mesh, so lighting is right. `perspective`: the full-perspective translation
+`cam_t` with a pinhole of focal f (default: the image diagonal) at the image centre.
+
+The overlay mask is the depth buffer (depth > 0): OSMesa returns RGB only.
+"""
+from __future__ import annotations
+
+import colorsys
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, MaedError
+
+PLATFORMS = ("egl", "osmesa")
+GL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6"
+PLATFORM_ENV = "MAED_GL_PLATFORM"  # comma-separated platforms to try instead of PLATFORMS
+
+
+class RendererUnavailable(MaedError):
+    """No headless OpenGL platform works on this machine."""
+
+
+def unavailable_message(tried: Iterable[str]) -> str:
+    return (f"rendering needs headless OpenGL and none works here (tried "
+            f"{', '.join(tried)}): install the system packages {GL_PACKAGES} "
+            f"(Debian/Ubuntu: sudo apt-get install {GL_PACKAGES}), then check with `maed doctor`")
+
+
+_PROBE = ("import os, sys; os.environ['PYOPENGL_PLATFORM'] = sys.argv[1]; "
+          "import pyrender; s = pyrender.Scene(); "
+          "s.add(pyrender.OrthographicCamera(xmag=1.0, ymag=1.0)); "
+          "r = pyrender.OffscreenRenderer(8, 8); r.render(s); r.delete(); print('ok')")
+_chosen: dict[tuple[str, ...], str | None] = {}
+
+
+def candidate_platforms() -> tuple[str, ...]:
+    """$MAED_GL_PLATFORM, else a user's $PYOPENGL_PLATFORM, else EGL then OSMesa."""
+    forced = os.environ.get(PLATFORM_ENV, "").strip()
+    if forced:
+        return tuple(p.strip().lower() for p in forced.split(",") if p.strip())
+    user = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
+    return (user,) if user else PLATFORMS
+
+
+def probe_platform(name: str, timeout: float = 60.0) -> bool:
+    """Whether pyrender renders offscreen on `name`, tried in a child process."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _PROBE, name], capture_output=True,
+                             text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "ok" in out.stdout
+
+
+def choose_platform(platforms: tuple[str, ...] | None = None) -> str | None:
+    """The first working headless platform (cached per process), or None.
+
+    `maed doctor` reports this same choice."""
+    platforms = candidate_platforms() if platforms is None else platforms
+    if platforms not in _chosen:
+        if "OpenGL" in sys.modules:  # already bound in this process: that platform or nothing
+            bound = os.environ.get("PYOPENGL_PLATFORM", "").lower()
+            _chosen[platforms] = bound if bound in platforms else None
+        else:
+            _chosen[platforms] = next((p for p in platforms if probe_platform(p)), None)
+    return _chosen[platforms]
+
+
+def require_platform() -> str:
+    """Select the platform for this process (before OpenGL is imported), or fail clearly."""
+    platforms = candidate_platforms()
+    name = choose_platform(platforms)
+    if name is None:
+        raise RendererUnavailable(unavailable_message(platforms))
+    os.environ["PYOPENGL_PLATFORM"] = name
+    return name
+
+
+def track_color(track_id: int) -> tuple[float, float, float]:
+    """A distinct, stable RGB colour in [0, 1] per track id (golden-ratio hue steps)."""
+    hue = (0.58 + 0.618033988749895 * int(track_id)) % 1.0
+    return colorsys.hsv_to_rgb(hue, 0.55, 0.95)
+
+
+def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V, 3) of a triangle mesh."""
+    tri = verts[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = np.zeros_like(verts)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], fn)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class PersonMesh:
+    """One person in one frame. verts: (V, 3) metres in the body/camera frame (y down,
+    z forward); orig_cam: (4,) for the ortho camera; cam_t: (3,) for the perspective one."""
+
+    verts: np.ndarray
+    color: tuple[float, float, float]
+    orig_cam: np.ndarray | None = None
+    cam_t: np.ndarray | None = None
+
+
+def side_view(verts: np.ndarray, degrees: float = 90.0) -> np.ndarray:
+    """The mesh turned about the vertical (y) axis through its centre."""
+    a = np.deg2rad(degrees)
+    rot = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    centre = verts.mean(axis=0)
+    return (verts - centre) @ rot.T + centre
+
+
+class MeshRenderer:
+    """Renders people into (H, W) frames; the GL context is created on first use.
+
+        r = MeshRenderer(640, 480, faces)
+        out = r.render(image, [PersonMesh(verts, track_color(1), orig_cam=cam)])
+
+    camera: "ortho" | "perspective"; focal: pixels (perspective, and ortho depth order);
+    wireframe: draw edges only; alpha: mesh opacity over the image in [0, 1].
+    """
+
+    def __init__(self, width: int, height: int, faces: np.ndarray, *, camera: str = "ortho",
+                 focal: float | None = None, wireframe: bool = False, alpha: float = 1.0):
+        if camera not in ("ortho", "perspective"):
+            raise InputError(f"camera must be 'ortho' or 'perspective', got {camera!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"--alpha must be in [0, 1], got {alpha}")
+        from .body.geometry import default_focal
+        self.width, self.height = int(width), int(height)
+        self.faces = np.ascontiguousarray(faces, dtype=np.int64)
+        self.camera = camera
+        self.focal = float(focal) if focal else default_focal(width, height)
+        self.wireframe = wireframe
+        self.alpha = float(alpha)
+        self.platform: str | None = None
+        self._renderer = None
+        self._scene = None
+        self._mesh_nodes: list = []
+
+    # -- GL state, created lazily ------------------------------------------------------------
+    def _ensure(self) -> None:
+        if self._renderer is not None:
+            return
+        self.platform = require_platform()
+        import pyrender  # after the platform is set
+
+        self._pyrender = pyrender
+        scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(0.3, 0.3, 0.3))
+        if self.camera == "ortho":
+            cam = pyrender.OrthographicCamera(xmag=self.width / 2.0, ymag=self.height / 2.0,
+                                              znear=1e-3, zfar=1e4)
+        else:
+            cam = pyrender.IntrinsicsCamera(fx=self.focal, fy=self.focal, cx=self.width / 2.0,
+                                            cy=self.height / 2.0, znear=1e-2, zfar=1e4)
+        scene.add(cam, pose=np.eye(4))
+        # Soft light: a key light from above-front, two dimmer fills from the sides.
+        for direction, intensity in (((0.0, -0.6, -1.0), 1.8), ((1.0, 0.2, -0.6), 0.7),
+                                     ((-1.0, 0.2, -0.6), 0.7)):
+            scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=intensity),
+                      pose=_look_along(np.asarray(direction, dtype=np.float64)))
+        self._scene = scene
+        try:
+            self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
+        except Exception as exc:  # noqa: BLE001 - GL errors come in many types
+            raise RendererUnavailable(f"could not create a {self.platform} renderer ({exc}); "
+                                      + unavailable_message((self.platform,))) from None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.delete()
+            self._renderer = None
+
+    def __enter__(self) -> "MeshRenderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- geometry ---------------------------------------------------------------------------
+    def _gl_vertices(self, person: PersonMesh, verts: np.ndarray) -> np.ndarray:
+        """Body-frame vertices -> GL camera coordinates (x right, y up, looking down -z)."""
+        if self.camera == "perspective":
+            if person.cam_t is None:
+                raise InputError("the perspective camera needs cam_t (full-perspective "
+                                 "translation) in the results; use --camera ortho")
+            p = verts + person.cam_t
+            return p * np.array([1.0, -1.0, -1.0])
+        if person.orig_cam is None:
+            raise InputError("the ortho camera needs orig_cam in the results")
+        sx, sy, tx, ty = (float(v) for v in person.orig_cam)
+        px_per_m_x, px_per_m_y = sx * self.width / 2.0, sy * self.height / 2.0
+        depth = self.focal / max(px_per_m_x, 1e-9)  # pinhole depth with the same scale
+        out = np.empty_like(verts)
+        out[:, 0] = px_per_m_x * (verts[:, 0] + tx)
+        out[:, 1] = -px_per_m_y * (verts[:, 1] + ty)
+        out[:, 2] = -(depth + verts[:, 2])
+        return out
+
+    def render_layer(self, people: list[PersonMesh], *, turn: float = 0.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Colour (H, W, 3) uint8 and depth (H, W) float32 (0 where no mesh)."""
+        self._ensure()
+        pyrender = self._pyrender
+        for node in self._mesh_nodes:
+            self._scene.remove_node(node)
+        self._mesh_nodes = []
+        for person in people:
+            verts = np.asarray(person.verts, dtype=np.float64)
+            if turn:
+                verts = side_view(verts, turn)
+            normals = vertex_normals(verts, self.faces) * np.array([1.0, -1.0, -1.0])
+            material = pyrender.MetallicRoughnessMaterial(
+                baseColorFactor=(*person.color, 1.0), metallicFactor=0.05,
+                roughnessFactor=0.75, alphaMode="OPAQUE", wireframe=self.wireframe)
+            prim = pyrender.Primitive(positions=self._gl_vertices(person, verts).astype(np.float32),
+                                      normals=normals.astype(np.float32),
+                                      indices=self.faces, material=material,
+                                      mode=pyrender.constants.GLTF.TRIANGLES)
+            self._mesh_nodes.append(self._scene.add(pyrender.Mesh([prim])))
+        if not self._mesh_nodes:
+            return (np.zeros((self.height, self.width, 3), np.uint8),
+                    np.zeros((self.height, self.width), np.float32))
+        color, depth = self._renderer.render(self._scene)
+        return np.asarray(color)[..., :3], np.asarray(depth)
+
+    def render(self, image: np.ndarray | None, people: list[PersonMesh], *, turn: float = 0.0,
+               background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+        """The people composited over `image` (H, W, 3) uint8 (None: a plain background)."""
+        if image is None:
+            image = np.empty((self.height, self.width, 3), np.uint8)
+            image[:] = background
+        elif image.shape[:2] != (self.height, self.width):
+            raise InputError(f"frame is {image.shape[1]}x{image.shape[0]}, the renderer "
+                             f"{self.width}x{self.height}")
+        color, depth = self.render_layer(people, turn=turn)
+        mask = depth > 0
+        out = image.copy()
+        if self.alpha >= 1.0:
+            out[mask] = color[mask]
+        else:
+            blend = self.alpha * color[mask].astype(np.float32) + \
+                (1.0 - self.alpha) * image[mask].astype(np.float32)
+            out[mask] = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+
+def _look_along(direction: np.ndarray) -> np.ndarray:
+    """A light pose whose -z axis points along `direction` (GL camera frame)."""
+    z = -direction / np.linalg.norm(direction)
+    up = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.99 else np.array([1.0, 0.0, 0.0])
+    x = np.cross(up, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2] = x, y, z
+    return pose
+
+
+# --- videos -------------------------------------------------------------------------------
+
+def people_in_frame(results, frame: int) -> list[PersonMesh]:
+    """PersonMesh for every track of a ResultSet present in source frame `frame`."""
+    people = []
+    for tid, track in results.tracks.items():
+        row = track.index_of(frame)
+        if row is None or track.verts is None:
+            continue
+        people.append(PersonMesh(
+            verts=track.verts[row], color=track_color(tid),
+            orig_cam=None if track.orig_cam is None else track.orig_cam[row],
+            cam_t=None if track.cam_t is None else track.cam_t[row]))
+    return people
+
+
+def label(image: np.ndarray, text: str) -> np.ndarray:
+    """`text` in the top-left corner, white on a dark band (readable on any frame)."""
+    import cv2
+    out = image.copy()
+    scale = max(0.4, image.shape[0] / 720.0)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    pad = int(6 * scale)
+    out[: h + base + 2 * pad, : w + 2 * pad] //= 3
+    cv2.putText(out, text, (pad, pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                max(1, int(round(scale))), cv2.LINE_AA)
+    return out
+
+
+def iter_video_frames(video: str | Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(source frame index, RGB uint8 frame) of a video, streamed."""
+    try:  # the project's frame sources (videos, image folders), when present
+        from .video.io import open_frames
+    except ImportError:  # TODO: unify with maed_cli.video.io once issue #4 is on main
+        open_frames = None
+    if open_frames is not None:
+        yield from open_frames(video)
+        return
+    import imageio_ffmpeg
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    w, h = meta["size"]
+    for index, buf in enumerate(reader):
+        yield index, np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+
+
+class _Mp4Writer:
+    """H.264 mp4, atomically (TODO: use maed_cli.video.io.VideoWriter once #4 is on main)."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps, self._gen, self._stack = Path(path), fps, None, None
+
+    def __enter__(self):
+        try:
+            from .video.io import VideoWriter
+        except ImportError:
+            VideoWriter = None
+        import contextlib
+
+        from .atomic import atomic_path
+        self._stack = contextlib.ExitStack()
+        if VideoWriter is not None:
+            self._writer = self._stack.enter_context(VideoWriter(self.path, self.fps))
+            return self
+        self._writer = None
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._writer is not None:
+            self._writer.write(frame)
+            return
+        if self._gen is None:
+            import imageio_ffmpeg
+            from fractions import Fraction
+            h, w = frame.shape[:2]
+            self._gen = imageio_ffmpeg.write_frames(
+                str(self._tmp), (w, h), fps=Fraction(self.fps).limit_denominator(1001),
+                codec="libx264", quality=None, macro_block_size=1, pix_fmt_out="yuv420p",
+                ffmpeg_log_level="error",
+                output_params=["-crf", "20", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"])
+            self._gen.send(None)
+        self._gen.send(np.ascontiguousarray(frame))
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._gen is not None:
+            self._gen.close()
+        return self._stack.__exit__(exc_type, exc, tb)
+
+
+def render_video(results, output: str | Path, *, faces: np.ndarray, video: str | Path | None
+                 = None, side: bool = False, wireframe: bool = False, alpha: float = 1.0,
+                 camera: str = "ortho", focal: float | None = None, compare=None,
+                 labels: tuple[str, str] = ("MAED", "other"),
+                 progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Overlay every tracked person on the video and write an H.264 mp4 atomically.
+
+    Same fps and frame size as the input (audio dropped); `side` adds a panel with the meshes
+    turned 90° (width doubles); `compare` (a second ResultSet, same video) renders it beside
+    ours on the same frames, both labelled. Returns the output path.
+    """
+    video = Path(video) if video is not None else results.video
+    if video is None or not Path(video).exists():
+        raise InputError(f"the input video {video} is not there: pass it with --video")
+    frames = iter_video_frames(video)
+    first = next(frames, None)
+    if first is None:
+        raise InputError(f"{video}: no frames")
+    h, w = first[1].shape[:2]
+    renderer = MeshRenderer(w, h, faces, camera=camera, focal=focal, wireframe=wireframe,
+                            alpha=alpha)
+    output = Path(output)
+    total = None
+    if compare is not None:
+        compare.width, compare.height = compare.width or w, compare.height or h
+        if camera == "perspective":
+            compare.fill_translation(focal)
+    try:
+        with _Mp4Writer(output, results.fps) as writer:
+            def frames_all():
+                yield first
+                yield from frames
+            for done, (index, image) in enumerate(frames_all()):
+                panels = [renderer.render(image, people_in_frame(results, index))]
+                if side:
+                    panels.append(renderer.render(None, people_in_frame(results, index),
+                                                  turn=90.0))
+                if compare is not None:
+                    panels[0] = label(panels[0], labels[0])
+                    panels.append(label(renderer.render(image, people_in_frame(compare, index)),
+                                        labels[1]))
+                writer.write(np.concatenate(panels, axis=1) if len(panels) > 1 else panels[0])
+                if progress is not None:
+                    progress(done + 1, total)
+    finally:
+        renderer.close()
+    return output
