@@ -79,8 +79,8 @@ def test_depth_order_two_bodies(synthetic_body, faces, camera):
     from maed_cli.render import MeshRenderer, PersonMesh
     from maed_cli.body.geometry import orig_cam_to_translation
     verts = posed_body(synthetic_body)
-    near_cam = np.array([0.6, 0.6 * W / H, 0.1, 0.0])
-    far_cam = np.array([0.4, 0.4 * W / H, -0.2, 0.1])  # smaller: farther away
+    near_cam = np.array([0.6, 0.6 * W / H, 0.15, 0.0])
+    far_cam = np.array([0.45, 0.45 * W / H, -0.05, 0.05])  # smaller: farther away
     def person(cam, color):
         cam_t = orig_cam_to_translation(torch.as_tensor(cam), W, H).numpy()
         return PersonMesh(verts, color, orig_cam=cam, cam_t=cam_t)
