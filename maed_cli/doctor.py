@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -17,26 +16,6 @@ class Check:
     detail: str
     fix: str = ""
     required: bool = True  # the demo cannot run without it
-
-
-RENDER_PROBE = ("import os, sys; os.environ['PYOPENGL_PLATFORM'] = sys.argv[1]; "
-                "import pyrender; s = pyrender.Scene(); "
-                "s.add(pyrender.OrthographicCamera(xmag=1.0, ymag=1.0)); "
-                "r = pyrender.OffscreenRenderer(8, 8); r.render(s); r.delete(); print('ok')")
-
-
-def probe_renderer(platforms: tuple[str, ...] = ("egl", "osmesa")) -> str | None:
-    """First headless OpenGL platform that renders, tried in a child process (a failing GL
-    import can abort the interpreter, and PyOpenGL binds its platform once per process)."""
-    for name in platforms:
-        try:
-            out = subprocess.run([sys.executable, "-c", RENDER_PROBE, name], capture_output=True,
-                                 text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if out.returncode == 0 and "ok" in out.stdout:
-            return name
-    return None
 
 
 def run_checks(render_probe: bool = True) -> list[Check]:
@@ -60,12 +39,14 @@ def run_checks(render_probe: bool = True) -> list[Check]:
     except Exception as exc:  # noqa: BLE001 - any failure means no ffmpeg
         checks.append(Check("ffmpeg", False, str(exc)[:80], "pip install imageio-ffmpeg"))
     if render_probe:
-        backend = probe_renderer()
+        from .render import GL_PACKAGES, candidate_platforms, choose_platform
+        backend = choose_platform()  # the very choice `--render` makes
+        tried = ", ".join(candidate_platforms())
         checks.append(Check(
             "renderer", backend is not None,
-            f"pyrender headless via {backend.upper()}" if backend else "no OpenGL platform works",
-            "apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 (Debian/Ubuntu)",
-            required=False))
+            f"pyrender headless via {backend.upper()} (chosen from {tried})" if backend
+            else f"no OpenGL platform works (tried {tried}); needed only for --render",
+            f"sudo apt-get install {GL_PACKAGES}   (Debian/Ubuntu)", required=False))
     detector = assets.find_asset(("yolo11n.pt",))
     checks.append(Check("detector weights", detector is not None,
                         str(detector) if detector else "yolo11n.pt not found",

@@ -1,0 +1,51 @@
+"""`maed export`: meshes, animations and joint tables from saved results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._app import app, console
+from .render import BETA_HELP, D_CUTOFF_HELP, MIN_CUTOFF_HELP, SMOOTH_HELP, load_body, smoothed
+
+
+@app.command("export")
+def export(
+    results_path: Path = typer.Argument(..., metavar="RESULTS",
+                                        help="A `maed demo` results folder (or its "
+                                             "results.npz), or a VIBE/TCMR *_output.pkl."),
+    formats: str = typer.Option(..., "--format", "-f",
+                                help="Comma-separated: obj, ply (a mesh per frame per person), "
+                                     "glb (animated skinned body per person), bvh (skeleton "
+                                     "animation per person), csv, json (joints per frame)."),
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="Folder to write into (default: RESULTS/export)."),
+    video: Path = typer.Option(None, "--video", help="The input video (for a pkl: its size "
+                                                     "and fps)."),
+    pose_correctives: bool = typer.Option(True, "--pose-correctives/--no-pose-correctives",
+                                          help="glb: include SMPL's 207 pose blend shapes as "
+                                               "morph targets (exact body; ~17 MB per person). "
+                                               "Without: plain skinning, small files."),
+    smooth: bool = typer.Option(False, "--smooth", help=SMOOTH_HELP),
+    min_cutoff: float = typer.Option(2.0, "--min-cutoff", help=MIN_CUTOFF_HELP),
+    beta: float = typer.Option(1.0, "--beta", help=BETA_HELP),
+    d_cutoff: float = typer.Option(1.0, "--d-cutoff", help=D_CUTOFF_HELP),
+    smpl: Path = typer.Option(None, "--smpl", help="SMPL model file (glb/bvh need the body "
+                                                   "model; default: the installed one)."),
+) -> None:
+    """Export results: y-up meshes/animations placed as the camera saw them, joints in the
+    camera frame. Every file is written atomically."""
+    from ..export import _parse_formats, export_results
+    from ..results import load_results
+    wanted = _parse_formats(formats)
+    results = load_results(results_path, video=video)
+    results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)
+    needs_body = bool({"glb", "bvh"} & set(wanted)) or (
+        results.faces is None and bool({"obj", "ply"} & set(wanted)))
+    body = load_body(smpl) if needs_body else None
+    base = results_path if results_path.is_dir() else results_path.parent
+    folder = output or base / "export"
+    with console.status(f"exporting {', '.join(wanted)}"):
+        files = export_results(results, folder, wanted, body=body, faces=results.faces,
+                               pose_correctives=pose_correctives)
+    console.print(f"[green]wrote[/] {len(files)} files under {folder}")
