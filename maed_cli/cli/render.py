@@ -59,6 +59,9 @@ def render(
     wireframe: bool = typer.Option(False, "--wireframe", help="Draw mesh edges only."),
     alpha: float = typer.Option(1.0, "--alpha", min=0.0, max=1.0,
                                 help="Mesh opacity over the video, 0..1."),
+    antialias: bool = typer.Option(None, "--antialias/--no-antialias",
+                                   help="4x multisampled outlines (default: on with a GPU, off "
+                                        "with software GL, where it costs ~2.5x per frame)."),
     camera: str = typer.Option("ortho", "--camera",
                                help="ortho: each person's orthographic full-image camera "
                                     "(exact alignment, any results); perspective: the "
@@ -115,6 +118,6 @@ def render(
         task = progress.add_task(f"({platform})", total=total)
         render_video(results, output, faces=faces, video=video, side=side_view,
                      wireframe=wireframe, alpha=alpha, camera=camera, focal=focal,
-                     compare=other, labels=(names[0], names[1]),
+                     compare=other, labels=(names[0], names[1]), antialias=antialias,
                      progress=lambda done, _: progress.update(task, completed=done))
     console.print(f"[green]wrote[/] {output}")
