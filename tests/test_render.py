@@ -160,3 +160,17 @@ def test_no_opengl_fails_with_one_clear_line(synthetic_body, faces, monkeypatch)
     message = str(info.value)
     assert "\n" not in message
     assert "libegl1" in message and "libosmesa6" in message and "apt-get install" in message
+
+
+@pytest.mark.parametrize("forced, expected", [("osmesa", "via OSMESA"),
+                                              ("no-such-gl", "no OpenGL platform works")])
+def test_doctor_reports_the_renderers_choice(forced, expected):
+    """`maed doctor` shows the platform `maed render` would use (fresh process: no GL yet)."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "MAED_GL_PLATFORM": forced,
+           "COLUMNS": "250"}
+    out = subprocess.run([sys.executable, "-m", "maed_cli", "doctor"], capture_output=True,
+                         text=True, env=env, timeout=300)
+    line = next(l for l in out.stdout.splitlines() if "renderer" in l)
+    assert expected in line
+    if forced == "no-such-gl":
+        assert "libosmesa6" in line

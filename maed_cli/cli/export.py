@@ -24,7 +24,7 @@ def export(
                                                      "and fps)."),
     pose_correctives: bool = typer.Option(True, "--pose-correctives/--no-pose-correctives",
                                           help="glb: include SMPL's 207 pose blend shapes as "
-                                               "morph targets (exact body; ~17 MB per person). "
+                                               "morph targets (exact body; ~17.7 MB per person). "
                                                "Without: plain skinning, small files."),
     smooth: bool = typer.Option(False, "--smooth", help=SMOOTH_HELP),
     min_cutoff: float = typer.Option(2.0, "--min-cutoff", help=MIN_CUTOFF_HELP),
