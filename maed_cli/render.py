@@ -341,65 +341,23 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def iter_video_frames(video: str | Path) -> Iterator[tuple[int, np.ndarray]]:
-    """(source frame index, RGB uint8 frame) of a video, streamed."""
-    try:  # the project's frame sources (videos, image folders), when present
-        from .video.io import open_frames
-    except ImportError:  # TODO: unify with maed_cli.video.io once issue #4 is on main
-        open_frames = None
-    if open_frames is not None:
-        yield from open_frames(video)
-        return
-    import imageio_ffmpeg
-    reader = imageio_ffmpeg.read_frames(str(video))
-    meta = next(reader)
-    w, h = meta["size"]
-    for index, buf in enumerate(reader):
-        yield index, np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-
-
-class _Mp4Writer:
-    """H.264 mp4, atomically (TODO: use maed_cli.video.io.VideoWriter once #4 is on main)."""
-
-    def __init__(self, path: Path, fps: float):
-        self.path, self.fps, self._gen, self._stack = Path(path), fps, None, None
-
-    def __enter__(self):
-        try:
-            from .video.io import VideoWriter
-        except ImportError:
-            VideoWriter = None
-        import contextlib
-
-        from .atomic import atomic_path
-        self._stack = contextlib.ExitStack()
-        if VideoWriter is not None:
-            self._writer = self._stack.enter_context(VideoWriter(self.path, self.fps))
-            return self
-        self._writer = None
-        self._tmp = self._stack.enter_context(atomic_path(self.path))
-        return self
-
-    def write(self, frame: np.ndarray) -> None:
-        if self._writer is not None:
-            self._writer.write(frame)
-            return
-        if self._gen is None:
-            import imageio_ffmpeg
-            from fractions import Fraction
-            h, w = frame.shape[:2]
-            self._gen = imageio_ffmpeg.write_frames(
-                str(self._tmp), (w, h), fps=Fraction(self.fps).limit_denominator(1001),
-                codec="libx264", quality=None, macro_block_size=1, pix_fmt_out="yuv420p",
-                ffmpeg_log_level="error",
-                output_params=["-crf", "20", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"])
-            self._gen.send(None)
-        self._gen.send(np.ascontiguousarray(frame))
-
-    def __exit__(self, exc_type, exc, tb):
-        if self._gen is not None:
-            self._gen.close()
-        return self._stack.__exit__(exc_type, exc, tb)
+def load_faces(smpl: str | Path | None = None) -> np.ndarray:
+    """SMPL's triangles (13776, 3), from the SMPL file or else the official checkpoint."""
+    from . import assets
+    from .body.smpl import find_smpl_file
+    from .body.smpl_files import read_smpl_file, smpl_arrays_from_buffers
+    from .errors import AssetMissingError
+    path = find_smpl_file(smpl)
+    if path is not None:
+        return np.asarray(read_smpl_file(path)["f"], dtype=np.int64)
+    checkpoint = assets.find_asset(assets.CHECKPOINT_NAMES)
+    if checkpoint is not None:
+        from .model.checkpoint import read_smpl_buffers
+        buffers = read_smpl_buffers(checkpoint)
+        if "faces_tensor" in buffers:
+            return np.asarray(smpl_arrays_from_buffers(buffers)["f"], dtype=np.int64)
+    raise AssetMissingError("rendering needs the SMPL mesh: install the SMPL model (`maed "
+                            "setup smpl SMPL_NEUTRAL.pkl`) or the official checkpoint")
 
 
 def render_video(results, output: str | Path, *, faces: np.ndarray, video: str | Path | None
@@ -409,36 +367,35 @@ def render_video(results, output: str | Path, *, faces: np.ndarray, video: str |
                  progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Overlay every tracked person on the video and write an H.264 mp4 atomically.
 
-    Same fps and frame size as the input (audio dropped); `side` adds a panel with the meshes
-    turned 90° (width doubles); `compare` (a second ResultSet, same video) renders it beside
-    ours on the same frames, both labelled. Returns the output path.
+    Decodes the frames the results were made from (their start/end/fps selection), so the
+    output has the input's frame size and the processed frame rate (the input's, unless
+    the demo subsampled it); audio is dropped. `side` adds a panel with the meshes turned
+    90°; `compare` (a second ResultSet of the same video) is rendered beside ours on the same
+    frames, both labelled. `progress(done, total)` is called after each frame.
     """
+    from .video.io import VideoWriter, open_frames
     video = Path(video) if video is not None else results.video
     if video is None or not Path(video).exists():
         raise InputError(f"the input video {video} is not there: pass it with --video")
-    frames = iter_video_frames(video)
-    first = next(frames, None)
-    if first is None:
-        raise InputError(f"{video}: no frames")
-    h, w = first[1].shape[:2]
+    source = open_frames(video, start=results.start, end=results.end, fps=results.select_fps)
+    w, h = source.meta.width, source.meta.height
     renderer = MeshRenderer(w, h, faces, camera=camera, focal=focal, wireframe=wireframe,
                             alpha=alpha, antialias=antialias)
-    output = Path(output)
-    total = None
+    if camera == "perspective":
+        results.fill_translation(focal)
     if compare is not None:
         compare.width, compare.height = compare.width or w, compare.height or h
         if camera == "perspective":
             compare.fill_translation(focal)
+    total = source.estimated_length
+    output = Path(output)
     try:
-        with _Mp4Writer(output, results.fps) as writer:
-            def frames_all():
-                yield first
-                yield from frames
-            for done, (index, image) in enumerate(frames_all()):
-                panels = [renderer.render(image, people_in_frame(results, index))]
+        with VideoWriter(output, source.stream_fps) as writer:
+            for done, (index, image) in enumerate(source):
+                people = people_in_frame(results, index)
+                panels = [renderer.render(image, people)]
                 if side:
-                    panels.append(renderer.render(None, people_in_frame(results, index),
-                                                  turn=90.0))
+                    panels.append(renderer.render(None, people, turn=90.0))
                 if compare is not None:
                     panels[0] = label(panels[0], labels[0])
                     panels.append(label(renderer.render(image, people_in_frame(compare, index)),
@@ -449,3 +406,27 @@ def render_video(results, output: str | Path, *, faces: np.ndarray, video: str |
     finally:
         renderer.close()
     return output
+
+
+OVERLAY_NAME = "overlay.mp4"
+
+
+def make_overlay_hook(input_path: str | Path, options, *, console=None, quiet: bool = False,
+                      smpl: str | Path | None = None, side: bool = False,
+                      wireframe: bool = False, alpha: float = 1.0):
+    """For `maed demo --render`: checks OpenGL now (one clear line when missing, before any
+    work) and returns `on_results(folder, tracks, summary)`, which writes folder/overlay.mp4
+    from the fresh results over the same frames the demo processed."""
+    require_platform()
+
+    def on_results(folder: Path, tracks: list, summary: dict) -> None:
+        from .results import ResultSet
+        source = summary.get("input", {})
+        results = ResultSet(tracks={t.track_id: t for t in tracks}, video=Path(input_path),
+                            fps=float(source.get("fps") or 30.0), width=source.get("width"),
+                            height=source.get("height"), start=options.start, end=options.end,
+                            select_fps=options.fps, summary=summary)
+        render_video(results, Path(folder) / OVERLAY_NAME, faces=load_faces(smpl),
+                     side=side, wireframe=wireframe, alpha=alpha, focal=options.focal)
+
+    return on_results

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from maed_cli.cli import main
-from maed_cli.results import TrackResult, load_results, save_results
+from maed_cli.results import TrackResult, load_result_set, save_summary, save_track
 
 W, H, N, FPS = 160, 120, 6, 10.0
 
@@ -45,22 +45,31 @@ def demo_results(synthetic_body, tmp_path_factory):
             track_id=tid, frame_ids=frames, pose=pose, betas=np.zeros((n, 10), np.float32),
             verts=out.vertices.numpy(), joints3d=out.joints49.numpy(),
             orig_cam=np.tile(np.float32(cam), (n, 1))))
-    save_results(folder, tracks, {"video": str(video), "fps": FPS, "width": W, "height": H},
-                 faces=synthetic_body.faces)
+    for track in tracks:
+        save_track(folder, track)
+    save_summary(folder, {"input": {"path": str(video), "fps": FPS, "width": W, "height": H},
+                          "settings": {"start": None, "end": None, "fps": None}})
     return folder
 
 
+@pytest.fixture
+def smpl_args(synthetic_assets):
+    return ["--smpl", str(synthetic_assets["npz"])]
+
+
 def test_results_round_trip(demo_results):
-    results = load_results(demo_results)
+    results = load_result_set(demo_results)
     assert sorted(results.tracks) == [1, 4] and results.fps == FPS and results.width == W
     assert results.tracks[4].frame_ids.tolist() == [1, 2, 3, 4]
     assert results.tracks[4].rotmat.shape == (4, 24, 3, 3)  # derived from pose
-    assert results.faces.shape == (13776, 3)
+    assert results.tracks[4].cam_t is None  # not saved: derived when needed
+    results.fill_translation()
+    assert results.tracks[4].cam_t.shape == (4, 3)
 
 
-def test_render_writes_the_overlay_video(demo_results):
+def test_render_writes_the_overlay_video(demo_results, smpl_args):
     out = demo_results / "render.mp4"
-    assert main(["render", str(demo_results)]) == 0
+    assert main(["render", str(demo_results), *smpl_args]) == 0
     meta, frames = read_video(out)
     assert len(frames) == N and tuple(meta["size"]) == (W, H)
     assert abs(meta["fps"] - FPS) < 1e-3
@@ -70,15 +79,15 @@ def test_render_writes_the_overlay_video(demo_results):
     assert not list(demo_results.glob(".*part*"))
 
 
-def test_render_side_view_and_compare_with_a_vibe_pkl(demo_results, tmp_path):
-    results = load_results(demo_results)
+def test_render_side_view_and_compare_with_a_vibe_pkl(demo_results, tmp_path, smpl_args):
+    results = load_result_set(demo_results)
     pkl = tmp_path / "vibe_output.pkl"
     joblib.dump({tid: {"orig_cam": t.orig_cam, "verts": t.verts, "frame_ids": t.frame_ids,
                        "pose": t.pose, "betas": t.betas} for tid, t in results.tracks.items()},
                 pkl)
     out = tmp_path / "cmp.mp4"
     assert main(["render", str(demo_results), "--compare", str(pkl), "--labels", "MAED,VIBE",
-                 "--side-view", "-o", str(out)]) == 0
+                 "--side-view", "-o", str(out), *smpl_args]) == 0
     meta, frames = read_video(out)
     assert tuple(meta["size"]) == (3 * W, H) and len(frames) == N
     # identical results: the compared panel equals ours (but for the label corner)
@@ -88,7 +97,8 @@ def test_render_side_view_and_compare_with_a_vibe_pkl(demo_results, tmp_path):
 
 def test_render_without_opengl_is_one_clear_line(demo_results, monkeypatch, capsys):
     monkeypatch.setenv("MAED_GL_PLATFORM", "no-such-gl")
-    assert main(["render", str(demo_results), "-o", str(demo_results / "x.mp4")]) == 2
+    assert main(["render", str(demo_results), "-o", str(demo_results / "x.mp4"),
+                 "--smpl", "nowhere.npz"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "apt-get install" in err and "libosmesa6" in err
     assert not (demo_results / "x.mp4").exists()
@@ -104,3 +114,15 @@ def test_export_cli(demo_results, synthetic_assets, tmp_path, monkeypatch):
     assert (out / "track_1.glb").exists() and (out / "track_4.bvh").exists()
     assert len(list((out / "obj" / "track_4").glob("*.obj"))) == 4
     assert main(["export", str(demo_results), "--format", "fbx", "-o", str(out)]) == 2
+
+
+def test_demo_overlay_hook(demo_results, synthetic_assets, tmp_path):
+    """What `maed demo --render` calls: overlay.mp4 from fresh tracks over the same frames."""
+    from types import SimpleNamespace
+    from maed_cli.render import make_overlay_hook
+    results = load_result_set(demo_results)
+    options = SimpleNamespace(start="1", end=None, fps=None, focal=None)
+    hook = make_overlay_hook(results.video, options, smpl=synthetic_assets["npz"])
+    hook(tmp_path, list(results.tracks.values()), results.summary)
+    meta, frames = read_video(tmp_path / "overlay.mp4")
+    assert len(frames) == N - 1 and tuple(meta["size"]) == (W, H)

@@ -36,16 +36,18 @@ def export(
     """Export results: y-up meshes/animations placed as the camera saw them, joints in the
     camera frame. Every file is written atomically."""
     from ..export import _parse_formats, export_results
-    from ..results import load_results
+    from ..results import load_result_set
     wanted = _parse_formats(formats)
-    results = load_results(results_path, video=video)
+    results = load_result_set(results_path, video=video)
     results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)
-    needs_body = bool({"glb", "bvh"} & set(wanted)) or (
-        results.faces is None and bool({"obj", "ply"} & set(wanted)))
-    body = load_body(smpl) if needs_body else None
+    body = load_body(smpl) if {"glb", "bvh"} & set(wanted) else None
+    faces = None
+    if body is None and {"obj", "ply"} & set(wanted):
+        from ..render import load_faces
+        faces = load_faces(smpl)
     base = results_path if results_path.is_dir() else results_path.parent
     folder = output or base / "export"
     with console.status(f"exporting {', '.join(wanted)}"):
-        files = export_results(results, folder, wanted, body=body, faces=results.faces,
+        files = export_results(results, folder, wanted, body=body, faces=faces,
                                pose_correctives=pose_correctives)
     console.print(f"[green]wrote[/] {len(files)} files under {folder}")

@@ -19,9 +19,8 @@ def load_body(smpl: Path | None):
     if find_smpl_file(smpl) is None:
         checkpoint = assets.find_asset(assets.CHECKPOINT_NAMES)
         if checkpoint is not None:
-            from ..model.checkpoint import (checkpoint_filter_fn, extract_state_dict,
-                                            read_checkpoint_file)
-            buffers = checkpoint_filter_fn(extract_state_dict(read_checkpoint_file(checkpoint)))[1]
+            from ..model.checkpoint import read_smpl_buffers
+            buffers = read_smpl_buffers(checkpoint)
     return load_body_model(smpl, checkpoint_buffers=buffers)
 
 
@@ -87,37 +86,35 @@ def render(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..render import render_video, require_platform
-    from ..results import load_results
+    from ..render import load_faces, render_video, require_platform
+    from ..results import load_result_set
     if camera not in CAMERAS:
         raise InputError(f"--camera must be one of {', '.join(CAMERAS)}, got {camera!r}")
     names = [s.strip() for s in labels.split(",")]
     if len(names) != 2:
         raise InputError("--labels takes two names separated by a comma, e.g. MAED,VIBE")
     platform = require_platform()  # fail early, before any reading, when GL is missing
-    results = load_results(results_path, video=video)
+    results = load_result_set(results_path, video=video)
     results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)
     other = None
     if compare is not None:
-        other = load_results(compare, video=video or results.video)
+        other = load_result_set(compare, video=video or results.video)
         other = smoothed(other, smooth, min_cutoff, beta, d_cutoff, smpl)
     faces = results.faces
     if faces is None and other is not None:
         faces = other.faces
     if faces is None:
-        faces = load_body(smpl).faces
-    if camera == "perspective":
-        results.fill_translation(focal)
+        faces = load_faces(smpl)
     base = results_path if results_path.is_dir() else results_path.parent
     if output is None:
         output = base / ("compare.mp4" if compare is not None else "render.mp4")
-    total = results.summary.get("num_frames")
     with Progress(TextColumn("[bold]render[/] {task.description}"), BarColumn(),
                   TextColumn("{task.completed} frames"), TimeRemainingColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task(f"({platform})", total=total)
+        task = progress.add_task(f"({platform})", total=None)
         render_video(results, output, faces=faces, video=video, side=side_view,
                      wireframe=wireframe, alpha=alpha, camera=camera, focal=focal,
                      compare=other, labels=(names[0], names[1]), antialias=antialias,
-                     progress=lambda done, _: progress.update(task, completed=done))
+                     progress=lambda done, total: progress.update(task, completed=done,
+                                                                  total=total))
     console.print(f"[green]wrote[/] {output}")

@@ -200,3 +200,9 @@ def save_checkpoint(path: str | Path, model: MAED, meta: dict[str, Any] | None =
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def read_smpl_buffers(path: str | Path) -> dict[str, torch.Tensor]:
+    """Only the SMPL buffers a checkpoint carries (empty for ours), without building the
+    network: what rendering and exporting need from the official file."""
+    return checkpoint_filter_fn(extract_state_dict(read_checkpoint_file(path)))[1]
