@@ -37,7 +37,7 @@ FORMATS = ("obj", "ply", "glb", "bvh", "csv", "json")
 C = np.diag([1.0, -1.0, -1.0])  # camera/body frame (y down) <-> y-up frame; C = C^-1
 
 
-def _parse_formats(formats: str | Iterable[str]) -> list[str]:
+def parse_formats(formats: str | Iterable[str]) -> list[str]:
     items = formats.split(",") if isinstance(formats, str) else list(formats)
     out = []
     for item in (i.strip().lower().lstrip(".") for i in items):
@@ -375,7 +375,7 @@ def export_results(results: ResultSet, folder: str | Path, formats: str | Iterab
 
     obj/ply need `faces` (or `body`); glb/bvh need `body` (a BodyModel: rest shape, skinning
     weights, joint regressor, pose correctives)."""
-    formats = _parse_formats(formats)
+    formats = parse_formats(formats)
     folder = Path(folder)
     if faces is None and body is not None:
         faces = body.faces
@@ -402,3 +402,15 @@ def export_results(results: ResultSet, folder: str | Path, formats: str | Iterab
                 written.append(write_bvh(anim, folder / f"track_{tid}.bvh", results.fps))
     written += write_joint_tables(results, folder, formats)
     return written
+
+
+EXPORT_DIR = "export"
+
+
+def make_export_hook(input_path: str | Path, options, formats: list[str], body):
+    """For `maed demo --export`: `on_results(folder, tracks, summary)` writing folder/export/."""
+    def on_results(folder: Path, tracks: list, summary: dict) -> None:
+        from .results import result_set_from_demo
+        results = result_set_from_demo(input_path, options, tracks, summary)
+        export_results(results, Path(folder) / EXPORT_DIR, formats, body=body)
+    return on_results

@@ -420,12 +420,8 @@ def make_overlay_hook(input_path: str | Path, options, *, console=None, quiet: b
     require_platform()
 
     def on_results(folder: Path, tracks: list, summary: dict) -> None:
-        from .results import ResultSet
-        source = summary.get("input", {})
-        results = ResultSet(tracks={t.track_id: t for t in tracks}, video=Path(input_path),
-                            fps=float(source.get("fps") or 30.0), width=source.get("width"),
-                            height=source.get("height"), start=options.start, end=options.end,
-                            select_fps=options.fps, summary=summary)
+        from .results import result_set_from_demo
+        results = result_set_from_demo(input_path, options, tracks, summary)
         render_video(results, Path(folder) / OVERLAY_NAME, faces=load_faces(smpl),
                      side=side, wireframe=wireframe, alpha=alpha, focal=options.focal)
 

@@ -215,6 +215,16 @@ class ResultSet:
                 self.tracks[tid] = track.with_arrays(cam_t=cam_t.numpy().astype(np.float32))
 
 
+def result_set_from_demo(input_path: str | Path, options, tracks: list[TrackResult],
+                         summary: dict) -> ResultSet:
+    """The ResultSet of a demo run that is still being written (for its --render/--export)."""
+    source = summary.get("input", {})
+    return ResultSet(tracks={t.track_id: t for t in tracks}, video=Path(input_path),
+                     fps=float(source.get("fps") or 30.0), width=source.get("width"),
+                     height=source.get("height"), start=options.start, end=options.end,
+                     select_fps=options.fps, summary=summary)
+
+
 def load_result_set(path: str | Path, *, video: str | Path | None = None) -> ResultSet:
     """A `maed demo` results folder, or a VIBE/TCMR `*_output.pkl`, as a ResultSet.
 

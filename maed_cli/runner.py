@@ -88,8 +88,9 @@ def stage_progress(console: Console, quiet: bool = False) -> Iterator:
 
 
 def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoint=None,
-                     smpl=None, render: bool = False, quiet: bool = False,
-                     console: Console | None = None, err_console: Console | None = None):
+                     smpl=None, render: bool = False, export: str | None = None,
+                     quiet: bool = False, console: Console | None = None,
+                     err_console: Console | None = None):
     from .pipeline import check_output_writable, default_output, run_demo
     from .video.io import open_frames
 
@@ -98,12 +99,25 @@ def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoi
     output = Path(output) if output else default_output(input_path)
     check_output_writable(output)
     preflight_demo(checkpoint, options.boxes, options.detector_weights)
-    renderer_hook = None
+    hooks = []
     if render:
         from .render import make_overlay_hook  # fails early, in one line, without OpenGL
-        renderer_hook = make_overlay_hook(input_path, options, console=console, quiet=quiet)
+        hooks.append(make_overlay_hook(input_path, options, console=console, quiet=quiet,
+                                       smpl=smpl))
+    formats = None
+    if export:
+        from .export import parse_formats
+        formats = parse_formats(export)  # a bad format fails before any work
     loaded = load_model_and_body(checkpoint, smpl)
+    if formats:
+        from .export import make_export_hook
+        hooks.append(make_export_hook(input_path, options, formats, loaded.body))
+
+    def on_results(folder, tracks, summary) -> None:
+        for hook in hooks:
+            hook(folder, tracks, summary)
+
     with stage_progress(console, quiet) as progress:
         return run_demo(input_path, output, options, loaded.model, loaded.body,
                         checkpoint_info=loaded.checkpoint_info, progress=progress,
-                        on_results=renderer_hook)
+                        on_results=on_results if hooks else None)

@@ -16,6 +16,9 @@ def demo(
                                      "input). Written atomically: replaced only on success."),
     render: bool = typer.Option(False, "--render", help="Also write overlay.mp4: the meshes "
                                                         "drawn on the input video."),
+    export: str = typer.Option(None, "--export",
+                               help="Also export into DIR/export: comma-separated obj, ply, "
+                                    "glb, bvh, csv, json (see `maed export --help`)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: the "
                                                         "GPU when there is one)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 | fp16 for the "
@@ -74,7 +77,7 @@ def demo(
                           boxes=str(boxes) if boxes else None, focal=focal,
                           use_cache=not no_cache)
     report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,
-                              render=render, quiet=quiet, console=console,
+                              render=render, export=export, quiet=quiet, console=console,
                               err_console=err_console)
     if not quiet:
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "

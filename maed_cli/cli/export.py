@@ -35,9 +35,9 @@ def export(
 ) -> None:
     """Export results: y-up meshes/animations placed as the camera saw them, joints in the
     camera frame. Every file is written atomically."""
-    from ..export import _parse_formats, export_results
+    from ..export import export_results, parse_formats
     from ..results import load_result_set
-    wanted = _parse_formats(formats)
+    wanted = parse_formats(formats)
     results = load_result_set(results_path, video=video)
     results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)
     body = load_body(smpl) if {"glb", "bvh"} & set(wanted) else None
