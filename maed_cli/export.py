@@ -58,7 +58,8 @@ def parse_formats(formats: str | Iterable[str]) -> list[str]:
 class Animation:
     """One person's motion in the y-up frame, ready for glTF/BVH.
 
-    rest_verts (V, 3) and rest_joints (24, 3): the mean shape in the zero pose;
+    rest_verts (V, 3) and rest_joints (24, 3): the mean shape in the zero pose (SMPL's
+    upright T-pose, y up, facing +z);
     local_rot (n, 24, 3, 3): each joint's rotation relative to its parent; root_pos (n, 3):
     the pelvis position per frame; pose_feature (n, 207): SMPL's pose-corrective weights
     (R_j - I for joints 1..23); posedirs (207, V, 3): the corrective shapes; frame_ids (n,).
@@ -93,12 +94,16 @@ def track_animation(track: TrackResult, body, translation: bool = True) -> Anima
     posedirs = body.posedirs.double().cpu().numpy().reshape(207, -1, 3)
     transl = track.cam_t.astype(np.float64) if (translation and track.cam_t is not None) \
         else np.zeros((n, 3))
+    # SMPL's template is already y-up (an upright T-pose): the rest pose stays as it is and
+    # only the root turns from the camera frame into the y-up world (v_world = C v_camera).
+    local = rot.copy()
+    local[:, 0] = C @ rot[:, 0]
     return Animation(
-        rest_verts=rest @ C, rest_joints=joints @ C,
+        rest_verts=rest, rest_joints=joints,
         parents=body.parents.cpu().numpy().astype(np.int64),
         weights=body.lbs_weights.double().cpu().numpy(), faces=body.faces.astype(np.int64),
-        local_rot=C @ rot @ C, root_pos=(joints[0] + transl) @ C, pose_feature=feature,
-        posedirs=posedirs @ C, frame_ids=track.frame_ids.astype(np.int64), betas=betas)
+        local_rot=local, root_pos=(joints[0] + transl) @ C, pose_feature=feature,
+        posedirs=posedirs, frame_ids=track.frame_ids.astype(np.int64), betas=betas)
 
 
 # --- glTF ------------------------------------------------------------------------------------
