@@ -259,18 +259,10 @@ def load_result_set(path: str | Path, *, video: str | Path | None = None) -> Res
     return result
 
 
-def _read_joblib(path: Path):
-    try:  # the project's restricted unpickler, when present: a pkl then cannot run code
-        from .data.safe_pickle import load_joblib
-    except ImportError:  # TODO: drop this fallback once the safe reader (issue #6) is on main
-        import joblib
-        load_joblib = joblib.load
-    return load_joblib(path)
-
-
 def _load_pkl(path: Path) -> ResultSet:
+    from .data.safe_pickle import load_joblib  # restricted: a pkl cannot run code
     try:
-        data = _read_joblib(path)
+        data = load_joblib(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
         raise InputError(f"{path}: not a readable VIBE-style results pickle ({exc})") from None
     if not isinstance(data, dict):
