@@ -49,7 +49,7 @@ def faces(synthetic_body):
 def test_ortho_silhouette_matches_projection(synthetic_body, faces):
     from maed_cli.render import MeshRenderer, PersonMesh
     verts = posed_body(synthetic_body)
-    orig_cam = np.array([0.5, 0.5 * W / H, 0.15, -0.05])
+    orig_cam = np.array([0.7, 0.7 * W / H, 0.1, -0.05])
     with MeshRenderer(W, H, faces) as r:
         _, depth = r.render_layer([PersonMesh(verts, (1.0, 0.2, 0.2), orig_cam=orig_cam)])
     pix = project_full_orthographic(torch.as_tensor(verts), torch.as_tensor(orig_cam), W, H)
