@@ -12,8 +12,8 @@ from .render import BETA_HELP, D_CUTOFF_HELP, MIN_CUTOFF_HELP, SMOOTH_HELP, load
 @app.command("export")
 def export(
     results_path: Path = typer.Argument(..., metavar="RESULTS",
-                                        help="A `maed demo` results folder (or its "
-                                             "results.npz), or a VIBE/TCMR *_output.pkl."),
+                                        help="A `maed demo` results folder "
+                                             "or a VIBE/TCMR *_output.pkl."),
     formats: str = typer.Option(..., "--format", "-f",
                                 help="Comma-separated: obj, ply (a mesh per frame per person), "
                                      "glb (animated skinned body per person), bvh (skeleton "

@@ -45,8 +45,8 @@ D_CUTOFF_HELP = "One-Euro cutoff of the speed estimate, Hz."
 @app.command("render")
 def render(
     results_path: Path = typer.Argument(..., metavar="RESULTS",
-                                        help="A `maed demo` results folder (or its "
-                                             "results.npz), or a VIBE/TCMR *_output.pkl."),
+                                        help="A `maed demo` results folder "
+                                             "or a VIBE/TCMR *_output.pkl."),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="The mp4 to write (default: RESULTS/render.mp4, or "
                                      "compare.mp4 with --compare)."),
