@@ -174,3 +174,41 @@ def test_doctor_reports_the_renderers_choice(forced, expected):
     assert expected in line
     if forced == "no-such-gl":
         assert "libosmesa6" in line
+
+
+def test_crop_camera_places_joints_where_the_render_draws_them(synthetic_body, faces):
+    """MAED's crop camera, converted to the full image, projects the 49 joints onto the body
+    as the renderer draws it (issue #3: within 2 px)."""
+    from maed_cli.body.geometry import crop_cam_to_full
+    from maed_cli.render import MeshRenderer, PersonMesh
+    pose = torch.zeros(1, 72)
+    pose[0, 0] = np.pi
+    pose[0, 3 * 16 + 2] = -0.9
+    pose[0, 3 * 17 + 2] = 0.9
+    out = synthetic_body(pose=pose)
+    verts = out.vertices[0].double()
+    joints = out.joints49[0].double()
+    cam = torch.tensor([0.8, 0.02, 0.05], dtype=torch.float64)  # predicted in the crop
+    region = torch.tensor([85.0, 58.0, 110.0, 110.0], dtype=torch.float64)  # crop region
+    orig_cam = crop_cam_to_full(cam, region, W, H)
+    with MeshRenderer(W, H, faces) as r:
+        _, depth = r.render_layer([PersonMesh(verts.numpy(), (0.8, 0.8, 0.8),
+                                              orig_cam=orig_cam.numpy())])
+    drawn = depth > 0
+    ys, xs = np.nonzero(drawn)
+    pix_v = project_full_orthographic(verts, orig_cam, W, H).numpy()
+    # the drawn extent is the projected extent (pixel centres at i + 0.5)
+    assert abs(xs.min() + 0.5 - pix_v[:, 0].min()) <= 2 and abs(xs.max() + 0.5 -
+                                                              pix_v[:, 0].max()) <= 2
+    assert abs(ys.min() + 0.5 - pix_v[:, 1].min()) <= 2 and abs(ys.max() + 0.5 -
+                                                              pix_v[:, 1].max()) <= 2
+    # every joint lands on the drawn body (within 2 px)
+    near = cv2.dilate(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    pix_j = project_full_orthographic(joints, orig_cam, W, H).numpy()
+    cols = np.clip(np.floor(pix_j[:, 0]).astype(int), 0, W - 1)
+    rows = np.clip(np.floor(pix_j[:, 1]).astype(int), 0, H - 1)
+    assert near[rows, cols].all()
+    # and the crop itself: the crop-normalised projection mapped through the region agrees
+    crop_xy = cam[0] * (joints[:, :2] + cam[1:])
+    np.testing.assert_allclose(pix_j, (region[:2] + crop_xy * region[2:] / 2).numpy(),
+                               atol=1e-9)
