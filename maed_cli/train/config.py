@@ -152,6 +152,8 @@ class TrainConfig:
                              f"has 16 slots), got {self.data.seqlen}")
         if self.data.sample_pool < self.data.seqlen:
             raise InputError("config: data.sample_pool must be >= data.seqlen")
+        if self.optim.amp is False:  # YAML reads a bare `off` as false
+            self.optim.amp = "off"
         if self.optim.amp not in ("auto", "bf16", "fp16", "off"):
             raise InputError(f"config: optim.amp must be auto|bf16|fp16|off, "
                              f"got {self.optim.amp!r}")
