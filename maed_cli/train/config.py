@@ -176,8 +176,23 @@ def _from_dict(cls: type, values: dict, where: str) -> Any:
                 raise InputError(f"{where}: {key} must be a mapping")
             kwargs[key] = _from_dict(type(default), value, f"{where}.{key}")
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(value, str(known[key].type), f"{where}.{key}")
     return cls(**kwargs)
+
+
+def _coerce(value: Any, type_name: str, where: str) -> Any:
+    """YAML 1.1 reads `5e-5` as a string and `1` as an int: make numbers what the field says."""
+    if value is None or isinstance(value, bool):
+        return value
+    base = type_name.split("|")[0].strip()
+    try:
+        if base == "float" and isinstance(value, (int, str)):
+            return float(value)
+        if base == "int" and isinstance(value, str):
+            return int(value)
+    except ValueError:
+        raise InputError(f"{where}: expected a number, got {value!r}") from None
+    return value
 
 
 def _merge(base: dict, top: dict) -> dict:
