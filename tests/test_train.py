@@ -122,7 +122,6 @@ def test_nan_loss_stops_with_step_and_batch(synth, synthetic_assets, tmp_path, o
     assert not (tmp_path / "run/checkpoints/last.pt").exists()
 
 
-@pytest.mark.slow
 def test_overfit_fixed_batch_loss_goes_down(synth, synthetic_assets, tmp_path, one_thread):
     from maed_cli.train.trainer import Trainer
     cfg = _stage1(synth, synthetic_assets, tmp_path / "run", "val.enabled=false")
@@ -135,7 +134,6 @@ def test_overfit_fixed_batch_loss_goes_down(synth, synthetic_assets, tmp_path, o
     assert last < 0.8 * first, losses  # KTD dropout (0.5) makes single steps noisy
 
 
-@pytest.mark.slow
 def test_smoke_both_stages_with_resume(synth, synthetic_assets, tmp_path):
     """The CPU smoke configuration through the CLI: stage 1, stage 2 from its weights,
     stopped after 2 steps and resumed to the end, with 3DPW validation each epoch."""
@@ -189,7 +187,6 @@ def _ddp_worker(rank: int, world: int, port: int, synth: str, assets: dict, out:
     trainer.close()
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_hold_identical_weights(synth, synthetic_assets, tmp_path):
     import socket
 
@@ -211,7 +208,6 @@ def test_two_gloo_processes_hold_identical_weights(synth, synthetic_assets, tmp_
     assert len((tmp_path / "run/metrics.csv").read_text().splitlines()) == 3
 
 
-@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(synth, synthetic_assets, tmp_path, one_thread):
     """SIGKILL in the middle of epoch 2 (after a mid-epoch checkpoint), resume: the weights
     after 6 steps equal those of a run that was never interrupted."""
