@@ -70,7 +70,9 @@ def crop_region(bbox: np.ndarray, params: CropParams) -> np.ndarray:
 
 
 def crop_affine(region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """(2, 3) map from continuous image pixels to continuous crop pixels: a·(p − corner)."""
+    """(2, 3) map from continuous image pixels to continuous crop pixels: a·(p − corner).
+
+    The continuous-coordinate twin of `maed_cli.video.crop.crop_matrix` (pixel indices)."""
     cx, cy, side = (float(v) for v in region)
     if not side > 0:
         raise ValueError(f"empty crop region {region}")
@@ -79,17 +81,12 @@ def crop_affine(region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
 
 
 def warp_crop(image: np.ndarray, region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> (size, size, 3) crop, bilinear, black outside the image.
+    """RGB uint8 (H, W, 3) -> (size, size, 3) crop of region (cx, cy, side), bilinear, black
+    outside the image: the same warp as inference (`maed_cli.video.crop`)."""
+    from ..video.crop import crop_images
 
-    cv2 maps pixel *indices*; index = continuous − 0.5 on both sides, hence the offset.
-    """
-    import cv2
-
-    m = crop_affine(region, size)
-    m_idx = m.copy()
-    m_idx[:, 2] += 0.5 * (m[0, 0] - 1.0)
-    return cv2.warpAffine(image, m_idx, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    cx, cy, side = (float(v) for v in region)
+    return crop_images(image, np.array([[cx, cy, side, side]]), size)[0]
 
 
 def keypoints_to_crop(kp: np.ndarray, region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:

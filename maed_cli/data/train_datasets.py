@@ -33,9 +33,6 @@ from torch.utils.data import Dataset
 from ..errors import InputError
 from . import augment as A
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-
 # Datasets whose images are already 224² person crops (no bbox in the db).
 PRECROPPED = {"insta"}
 
@@ -206,9 +203,9 @@ def plan_pools(vid: np.ndarray, pool: int, stride: int) -> list[tuple[int, np.nd
 
 
 def normalize(crops: np.ndarray) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 ImageNet-normalised."""
-    x = (crops.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 ImageNet-normalised, as at inference."""
+    from ..video.crop import normalize_crops
+    return torch.from_numpy(normalize_crops(crops))
 
 
 def read_image(path: str, table: DbTable, row: int) -> np.ndarray:
