@@ -179,7 +179,10 @@ def _ddp_worker(rank: int, world: int, port: int, synth: str, assets: dict, out:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from maed_cli.train.trainer import Trainer
-    cfg = _stage1(Path(synth), assets, Path(out), "max_steps=2", "optim.iters_per_epoch=2")
+    # stage 2: video fwd/bwd without gradient sync, image fwd/bwd with it, one step
+    cfg = load_config(ROOT / "configs/cpu-smoke.yaml",
+                      overrides(Path(synth), assets, Path(out), "max_steps=2",
+                                "val.enabled=false"))
     trainer = Trainer(cfg, quiet=True)
     assert trainer.info.world_size == 2 and trainer.info.rank == rank
     trainer.fit()
@@ -201,7 +204,7 @@ def test_two_gloo_processes_hold_identical_weights(synth, synthetic_assets, tmp_
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     from maed_cli.model import MAED
     torch.manual_seed(0)
-    init = MAED(1, 12, "vanilla", 64).state_dict()
+    init = MAED(1, 12, "parallel", 64).state_dict()
     assert not torch.equal(init["decoder.fc1.weight"], w0["decoder.fc1.weight"])  # it trained
     # only rank 0 wrote the checkpoint and the metrics
     assert (tmp_path / "run/checkpoints/last.pt").is_file()
@@ -232,3 +235,35 @@ def test_kill_and_resume_equals_uninterrupted(synth, synthetic_assets, tmp_path,
     assert worst < 1e-5
     steps = [r.split(",")[2] for r in (killed_out / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_timm_and_pretrained_initialisation(tmp_path):
+    from maed_cli.errors import CheckpointError
+    from maed_cli.model import MAED, save_checkpoint
+    from maed_cli.train.trainer import load_pretrained, load_timm_vit
+    torch.manual_seed(1)
+    donor = MAED(2, 12, "vanilla", 64)
+    # a timm-style state dict: the encoder's names without the prefix, plus timm's head
+    timm_state = {k[len("encoder."):]: v for k, v in donor.state_dict().items()
+                  if k.startswith("encoder.")}
+    timm_state["head.weight"] = torch.zeros(21843, 768)
+    torch.save(timm_state, tmp_path / "vit.pth")
+    torch.manual_seed(2)
+    model = MAED(1, 12, "parallel", 64)
+    report = load_timm_vit(model, str(tmp_path / "vit.pth"))
+    assert torch.equal(model.state_dict()["encoder.blocks.0.attn.qkv.weight"],
+                       donor.state_dict()["encoder.blocks.0.attn.qkv.weight"])
+    assert report["not_in_file"] > 0  # ts_attn, temp_embed and the decoder stay as they are
+    torch.save({"blocks.0.norm1.weight": torch.ones(768)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="not an R50\\+ViT-B/16"):
+        load_timm_vit(model, str(tmp_path / "other.pth"))
+    # stage 1 (vanilla) -> stage 2 (parallel): the encoder transfers, the decoder is re-made
+    save_checkpoint(tmp_path / "s1.pt", donor)
+    fresh = MAED(2, 12, "parallel", 64)
+    decoder_before = fresh.state_dict()["decoder.fc1.weight"].clone()
+    report = load_pretrained(fresh, str(tmp_path / "s1.pt"), reinit_decoder=True)
+    state = fresh.state_dict()
+    assert torch.equal(state["encoder.pos_embed"], donor.state_dict()["encoder.pos_embed"])
+    assert torch.equal(state["decoder.fc1.weight"], decoder_before)
+    assert report["not_in_file"] == len([k for k in state if "ts_attn" in k or "temp_embed" in k
+                                         or k.startswith("decoder.")])
