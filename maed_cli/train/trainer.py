@@ -242,9 +242,10 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best = math.inf
         self.validator = validator
-        if self.validator is None and cfg.val.enabled:
+        self.has_validation = validator is not None or cfg.val.enabled  # same on every rank
+        if self.validator is None and cfg.val.enabled and self.info.is_main:
             from .validation import threedpw_validator
-            self.validator = threedpw_validator(cfg)
+            self.validator = threedpw_validator(cfg, self.body)
         torch.manual_seed(cfg.seed * 1000 + 1 + self.info.rank)  # per-rank dropout streams
         if resume_raw is not None:
             self._restore(resume_raw)
@@ -497,7 +498,7 @@ class Trainer:
                 improved = "pa_mpjpe" in last_val and last_val["pa_mpjpe"] < self.best
                 if improved:
                     self.best = last_val["pa_mpjpe"]
-                names = (("best.pt",) if improved or self.validator is None else ()) + (
+                names = (("best.pt",) if improved or not self.has_validation else ()) + (
                     (f"epoch_{self.epoch:03d}.pt",) if cfg.keep_epoch_checkpoints else ())
                 self.save("last.pt", names, last_val)
         if self._tb is not None:
@@ -510,10 +511,10 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         cfg = self.cfg
-        if self.validator is None or self.epoch % max(1, cfg.val.every_epochs) != 0:
+        if not self.has_validation or self.epoch % max(1, cfg.val.every_epochs) != 0:
             return {}
         result: dict[str, float] = {}
-        if self.info.is_main:
+        if self.info.is_main and self.validator is not None:
             result = self.validator(self.model, self.body, self.epoch)
             if result:
                 self._log_row({"kind": "val", "epoch": self.epoch, "step": self.global_step,

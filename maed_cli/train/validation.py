@@ -42,14 +42,16 @@ def pelvis_centre_j14(j: torch.Tensor) -> torch.Tensor:
     return j - 0.5 * (j[:, 2:3] + j[:, 3:4])
 
 
-def threedpw_validator(cfg) -> Validator:
-    """The default validator for `cfg` (a TrainConfig); the db is read on first use."""
+def threedpw_validator(cfg, body: torch.nn.Module) -> Validator:
+    """The default validator for `cfg` (a TrainConfig). The db and the regressor are checked
+    now, so that a missing file stops the run before training rather than after an epoch."""
     state: dict = {}
+    if not body.has_h36m:
+        raise AssetMissingError("validation on 3DPW needs J_regressor_h36m.npy "
+                                "(`maed setup regressors DIR`, or body.j_regressor_h36m=PATH), "
+                                "or set val.enabled=false")
 
-    def run(model: torch.nn.Module, body: torch.nn.Module, epoch: int) -> dict[str, float]:
-        if not body.has_h36m:
-            raise AssetMissingError("validation on 3DPW needs J_regressor_h36m.npy "
-                                    "(`maed setup regressors DIR`), or set val.enabled=false")
+    def prepare() -> None:
         if "clips" not in state:
             data_dir = Path(cfg.data.data_dir)
             path = find_db(data_dir, cfg.val.dataset, cfg.val.split)
@@ -62,6 +64,10 @@ def threedpw_validator(cfg) -> Validator:
                                         AugmentSpec(training=False,
                                                     crop_scale=cfg.augment.crop_scale),
                                         skip_bad=cfg.data.skip_bad_samples)
+
+    prepare()
+
+    def run(model: torch.nn.Module, body: torch.nn.Module, epoch: int) -> dict[str, float]:
         clips: VideoClips = state["clips"]
         device = next(model.parameters()).device
         seen: set[int] = set()
