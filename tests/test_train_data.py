@@ -220,3 +220,18 @@ def test_config_errors_name_the_key():
         load_config(ROOT / "configs/stage2.yaml", ["model.num_blocks=13"])
     with pytest.raises(InputError, match="stage 1 trains images only"):
         load_config(ROOT / "configs/stage2.yaml", ["stage=1"])
+
+
+def test_unreadable_image_names_row_or_is_replaced(synth, tmp_path):
+    import shutil
+    root = tmp_path / "coco2014-all"
+    shutil.copytree(synth / "coco2014-all", root)
+    table = read_table("coco2014-all", synth / "database/coco2014-all_train_db.pt", root,
+                       False, False, True)
+    Path(table.img[2]).write_bytes(b"not an image")
+    with pytest.raises(InputError, match=r"coco2014-all_train_db\.pt: row 2: cannot read image"):
+        ImageRows(table, AugmentSpec(training=False))[(0, 2)]
+    rows = ImageRows(table, AugmentSpec(training=False), skip_bad=True)
+    item = rows[(0, 2)]
+    assert item["replaced"].item() == 1.0 and item["id"].endswith(":3")
+    assert rows[(0, 1)]["replaced"].item() == 0.0

@@ -61,6 +61,10 @@ def train(
                 console.print(f"init from {name}: {report}")
         summary = trainer.fit()
         if trainer.info.is_main and not quiet:
+            for name, count in summary["replaced"].items():
+                if count:
+                    console.print(f"[yellow]{count} unreadable {name} samples were replaced "
+                                  f"by the next readable one[/]")
             best = summary["best_pa_mpjpe"]
             console.print(f"done: {summary['epochs']} epochs, {summary['global_step']} steps"
                           + (f", best val PA-MPJPE {best:.1f} mm" if best is not None else "")

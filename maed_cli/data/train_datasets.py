@@ -232,8 +232,26 @@ class AugmentSpec:
 class _RowsDataset(Dataset):
     """Shared sample building: crop, augment, normalise, targets."""
 
-    def __init__(self, table: DbTable, aug: AugmentSpec, seed: int, dataset_id: int):
+    def __init__(self, table: DbTable, aug: AugmentSpec, seed: int, dataset_id: int,
+                 skip_bad: bool = False):
         self.table, self.aug, self.seed, self.dataset_id = table, aug, seed, dataset_id
+        self.skip_bad = skip_bad
+
+    def __getitem__(self, key) -> dict[str, Any]:
+        """The item, or with skip_bad an unreadable one replaced by the next readable item
+        (marked `replaced` = 1, so the trainer can count them across worker processes)."""
+        pass_, index = key if isinstance(key, tuple) else (0, key)
+        for attempt in range(min(len(self), 16)):
+            try:
+                item = self._item((pass_, (index + attempt) % len(self)))
+            except BadSampleError:
+                if not self.skip_bad:
+                    raise
+                continue
+            item["replaced"] = torch.tensor(float(attempt > 0))
+            return item
+        raise BadSampleError(f"{self.table.path}: 16 samples in a row from index {index} "
+                             f"cannot be read")
 
     def _rng(self, key: Any) -> np.random.Generator:
         pass_, index = key if isinstance(key, tuple) else (0, key)
@@ -295,7 +313,7 @@ class VideoClips(_RowsDataset):
     def __init__(self, table: DbTable, seqlen: int = 16, sample_pool: int = 128,
                  stride: int = 64, aug: AugmentSpec | None = None, seed: int = 0,
                  dataset_id: int = 0, skip_bad: bool = False, color: bool = False):
-        super().__init__(table, aug or AugmentSpec(), seed, dataset_id)
+        super().__init__(table, aug or AugmentSpec(), seed, dataset_id, skip_bad)
         if table.vid is None:
             raise InputError(f"{table.path}: a video db needs vid_name")
         self.seqlen, self.pool, self.color = seqlen, sample_pool, color
@@ -329,9 +347,9 @@ class VideoClips(_RowsDataset):
     def clip_rows(self, pool: np.ndarray, start: int) -> np.ndarray:
         return pool[start::self.interval][:self.seqlen]
 
-    def __getitem__(self, key) -> dict[str, Any]:
+    def _item(self, key) -> dict[str, Any]:
         rng = self._rng(key)
-        index = key[1] if isinstance(key, tuple) else key
+        index = key[1]
         start = int(rng.integers(0, self.interval)) if self.aug.training else 0
         return self._sample(self.clip_rows(self.pools[index], start), rng, self.color)
 
@@ -341,7 +359,7 @@ class ImageRows(_RowsDataset):
 
     def __init__(self, table: DbTable, aug: AugmentSpec | None = None, seed: int = 0,
                  dataset_id: int = 0, skip_bad: bool = False, subsample: int = 1):
-        super().__init__(table, aug or AugmentSpec(), seed, dataset_id)
+        super().__init__(table, aug or AugmentSpec(), seed, dataset_id, skip_bad)
         rows = np.arange(0, len(table), max(1, subsample))
         bad = [r for r in rows if int(r) in table.bad]
         if bad and not skip_bad:
@@ -354,9 +372,9 @@ class ImageRows(_RowsDataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, key) -> dict[str, Any]:
+    def _item(self, key) -> dict[str, Any]:
         rng = self._rng(key)
-        index = key[1] if isinstance(key, tuple) else key
+        index = key[1]
         return self._sample(self.rows[index:index + 1], rng, False)
 
 

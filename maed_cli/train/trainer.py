@@ -78,6 +78,7 @@ class Stream:
             raise InputError(f"the {name} datasets give {len(dataset)} samples, fewer than one "
                              f"batch of {batch} per process; lower data.batch_* or add data")
         self.pass_, self.position = 0, 0
+        self.replaced = 0  # unreadable samples replaced (--skip-bad-samples)
         self.pin = device.type == "cuda"
         self._it: Iterator | None = None
 
@@ -96,6 +97,8 @@ class Stream:
             self._open()
         batch = next(self._it)
         self.position += 1
+        if "replaced" in batch:
+            self.replaced += int(batch["replaced"].sum())
         return batch
 
     def state_dict(self) -> dict[str, int]:
@@ -507,7 +510,8 @@ class Trainer:
         return {"epochs": self.epoch, "global_step": self.global_step, "val": last_val,
                 "best_pa_mpjpe": None if math.isinf(self.best) else self.best,
                 "stopped_early": stopped_early, "out_dir": str(self.out_dir),
-                "skipped": self.skipped, "init": self.init_report}
+                "skipped": self.skipped, "init": self.init_report,
+                "replaced": {k: s.replaced for k, s in self.streams.items()}}
 
     def _validate(self) -> dict[str, float]:
         cfg = self.cfg
