@@ -280,3 +280,19 @@ def test_procrustes_alignment_removes_similarity_transforms():
     noisy = pred + 0.01 * torch.randn(pred.shape, generator=g, dtype=torch.float64)
     err = (procrustes_align(noisy, gt) - gt).norm(dim=-1).mean()
     assert 0 < err < 0.02
+
+
+def test_weighted_hybrid_step(synth, synthetic_assets, tmp_path, one_thread):
+    """The official single frame-weighted loss: one backward over video and image batches."""
+    from maed_cli.train.trainer import Trainer
+    cfg = load_config(ROOT / "configs/cpu-smoke.yaml",
+                      overrides(synth, synthetic_assets, tmp_path / "run", "hybrid=weighted",
+                                "val.enabled=false", "data.video_2d=[]"))
+    trainer = Trainer(cfg, quiet=True)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    terms = trainer.train_step()
+    assert terms["frames"] == 2 + 1  # one 2-frame 3D clip and one image
+    assert {"loss", "img_loss", "kp_3d", "img_kp_2d"} <= set(terms)
+    after = trainer.model.state_dict()
+    assert not torch.equal(before["encoder.blocks.0.attn.ts_attn.weight"],
+                           after["encoder.blocks.0.attn.ts_attn.weight"])

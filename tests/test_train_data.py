@@ -235,3 +235,10 @@ def test_unreadable_image_names_row_or_is_replaced(synth, tmp_path):
     item = rows[(0, 2)]
     assert item["replaced"].item() == 1.0 and item["id"].endswith(":3")
     assert rows[(0, 1)]["replaced"].item() == 0.0
+
+
+def test_config_by_preset_name():
+    assert load_config("presets/vibe").data.images == []
+    assert load_config("stage1").stage == 1
+    with pytest.raises(InputError, match="config file not found: nope"):
+        load_config("nope")

@@ -242,9 +242,26 @@ def apply_override(data: dict, override: str) -> None:
     node[parts[-1]] = value
 
 
+CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parents[2] / "configs")
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A file, or a bare preset name (`stage2`, `presets/vibe`) looked up in ./configs and in
+    the configs folder of the maed checkout."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for folder in CONFIG_DIRS:
+        for candidate in (folder / path, folder / f"{path}.yaml"):
+            if candidate.is_file():
+                return candidate
+    raise InputError(f"config file not found: {path} (nor as a preset in "
+                     f"{' or '.join(str(d) for d in CONFIG_DIRS)})")
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
                 ) -> TrainConfig:
-    data = _read_yaml(Path(path)) if path else {}
+    data = _read_yaml(resolve_config_path(path)) if path else {}
     for override in overrides:
         apply_override(data, override)
     try:
