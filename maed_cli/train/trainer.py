@@ -63,6 +63,13 @@ class _PassSampler(Sampler):
         return max(0, len(self.base) - self.skip)
 
 
+def _worker_init(_: int) -> None:
+    """Loader workers: one thread each for OpenCV and torch, or N workers oversubscribe."""
+    import cv2
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
 class Stream:
     """An endless, resumable sequence of batches from one dataset (restarts when it runs out).
 
@@ -87,7 +94,8 @@ class Stream:
         loader = DataLoader(self.dataset, batch_size=self.batch, sampler=sampler,
                             drop_last=True, num_workers=self.workers, pin_memory=self.pin,
                             generator=torch.Generator().manual_seed(0),  # keep global RNG
-                            persistent_workers=False)
+                            persistent_workers=False,
+                            worker_init_fn=_worker_init if self.workers else None)
         self._it = iter(loader)
 
     def next(self) -> dict[str, Any]:
