@@ -269,19 +269,6 @@ def test_timm_and_pretrained_initialisation(tmp_path):
                                          or k.startswith("decoder.")])
 
 
-def test_procrustes_alignment_removes_similarity_transforms():
-    from maed_cli.body.geometry import axis_angle_to_rotmat
-    from maed_cli.train.validation import procrustes_align
-    g = torch.Generator().manual_seed(0)
-    gt = torch.randn(4, 14, 3, generator=g, dtype=torch.float64)
-    rot = axis_angle_to_rotmat(torch.randn(4, 3, generator=g, dtype=torch.float64))
-    pred = 1.7 * gt @ rot.transpose(1, 2) + torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
-    assert torch.allclose(procrustes_align(pred, gt), gt, atol=1e-9)
-    noisy = pred + 0.01 * torch.randn(pred.shape, generator=g, dtype=torch.float64)
-    err = (procrustes_align(noisy, gt) - gt).norm(dim=-1).mean()
-    assert 0 < err < 0.02
-
-
 def test_weighted_hybrid_step(synth, synthetic_assets, tmp_path, one_thread):
     """The official single frame-weighted loss: one backward over video and image batches."""
     from maed_cli.train.trainer import Trainer

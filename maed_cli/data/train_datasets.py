@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from . import augment as A
+from .safe_pickle import as_str_array as str_array
 
 # Datasets whose images are already 224² person crops (no bbox in the db).
 PRECROPPED = {"insta"}
@@ -43,10 +44,7 @@ class BadSampleError(InputError):
 
 def load_db_file(path: Path) -> dict[str, np.ndarray]:
     """A joblib/pickle db as a dict of arrays, refusing files that could run code."""
-    try:  # the eval branch's safe reader, once it is in the package
-        from .safe_pickle import load_joblib  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - until issue #6 lands
-        from ._safe_joblib import load_joblib
+    from .safe_pickle import load_joblib
     if not path.is_file():
         raise InputError(f"db file not found: {path}")
     try:
@@ -59,13 +57,6 @@ def load_db_file(path: Path) -> dict[str, np.ndarray]:
     return raw
 
 
-def str_array(values: Any) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind == "S":
-        return np.char.decode(array, "utf-8")
-    if array.dtype.kind == "O":
-        return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array])
-    return array.astype(str)
 
 
 def find_db(data_dir: Path, name: str, split: str = "train") -> Path:

@@ -105,8 +105,9 @@ class ValConfig:
     dataset: str = "3dpw"
     split: str = "val"
     every_epochs: int = 1
-    max_clips: int | None = None  # cap for quick checks
-    batch: int = 8
+    max_frames: int | None = None  # only the first rows (quick checks)
+    batch: int = 8  # 128-frame pools per forward pass
+    interp: int = 1  # run every k-th frame (1, 2, 4, 8) and interpolate: faster, rougher
 
 
 @dataclass
