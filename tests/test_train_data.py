@@ -37,15 +37,13 @@ def test_pools_and_clip_sampling_match_maed():
     assert first == 300 and rows.min() >= 300 and rows.max() <= 399
     # the padding reflects: ... 398, 399, 398, 397 ...
     assert list(rows[98:103] - 300) == [98, 99, 98, 97, 96]
-    table = type("T", (), {})()
-    clips = VideoClips.__new__(VideoClips)
+    clips = VideoClips.__new__(VideoClips)  # only clip_rows, no db needed
     clips.seqlen, clips.interval = 16, 8
     _, rows = pools[0]
     for start in range(8):
         clip = clips.clip_rows(rows, start)
         assert len(clip) == 16
         assert np.all(np.diff(clip) == 8) and clip[0] == start
-    del table
 
 
 def test_reflect_indices():
