@@ -118,7 +118,7 @@ class TrainConfig:
     hybrid: str = "accumulate"
     seed: int = 0
     out_dir: str = "runs/maed"
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (as maed_cli.devices)
     log_every: int = 10  # steps between CSV/TensorBoard rows
     save_every_steps: int = 0  # extra mid-epoch checkpoints (0 = only at epoch ends)
     keep_epoch_checkpoints: bool = False

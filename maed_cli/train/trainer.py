@@ -167,13 +167,13 @@ def load_timm_vit(model: MAED, path: str) -> dict[str, int]:
 # --- the trainer ----------------------------------------------------------------------------
 
 def _pick_device(name: str, info: D.DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("device=cuda but no CUDA GPU is available")
-        return torch.device("cuda", info.local_rank)
-    return torch.device(name)
+    """The shared device rule (`maed_cli.devices`); under torchrun each process takes the GPU
+    of its local rank."""
+    from ..devices import resolve_device
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", info.local_rank)
+    return device
 
 
 class Trainer:
@@ -195,8 +195,7 @@ class Trainer:
                 apply_override(data, override)
             cfg = config_from_dict(data)
         self.cfg = cfg
-        device_kind = "cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available() \
-            else "cpu"
+        device_kind = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
         self.info = D.init_distributed(device_kind)
         self.device = _pick_device(cfg.device, self.info)
         self.console, self.quiet = console, quiet or not self.info.is_main
@@ -379,9 +378,8 @@ class Trainer:
         x = batch["images"].to(self.device, non_blocking=True)
         targets = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
                    if isinstance(v, torch.Tensor) and k != "images"}
-        ctx = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
-               else nullcontext())
-        with ctx:
+        from ..devices import autocast
+        with autocast(self.device, self.amp_dtype or torch.float32):
             pred = self.ddp(x)
         return self.criterion(pred, targets)
 
