@@ -14,10 +14,10 @@ def train(
         help="Config overrides, dotted keys, YAML values: optim.lr=5e-5 model.num_blocks=3 "
              "data.video_3d=[3dpw,mpii3d] out_dir=runs/x."),
     config: Path = typer.Option(None, "--config", "-c",
-                                help="Training YAML: configs/stage1.yaml (images, vanilla), "
-                                     "configs/stage2.yaml (hybrid video+images), "
-                                     "configs/presets/*.yaml (dataset mixes), "
-                                     "configs/cpu-smoke.yaml (tiny CPU run)."),
+                                help="Training YAML, or the name of one in configs/: stage1 "
+                                     "(images, vanilla), stage2 (hybrid video+images), "
+                                     "presets/{hmr,spin,vibe,meva,maed} (dataset mixes), "
+                                     "cpu-smoke (tiny CPU run)."),
     resume: Path = typer.Option(None, "--resume",
                                 help="A training checkpoint (<out_dir>/checkpoints/last.pt) to "
                                      "continue exactly where it stopped, with the config "
