@@ -348,25 +348,43 @@ class DemoReport:
     cache_hit: bool
 
 
-def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOptions,
-             model: MAED, body: BodyModel, *, detector: PersonDetector | None = None,
-             checkpoint_info: dict | None = None, progress: Progress | None = None,
-             on_results: Callable[[Path, list[TrackResult], dict], None] | None = None
-             ) -> DemoReport:
-    """Run the demo pipeline; `on_results(tmp_folder, tracks, summary)` may add files (e.g.
-    the overlay video) to the results folder before it is moved into place."""
+@dataclass
+class PreparedInput:
+    """A video after the first pass (who is where): what the second pass needs."""
+
+    input_path: Path
+    output: Path
+    options: DemoOptions
+    source: FrameSource
+    tracklets: dict[int, Tracklet]
+    digest: str
+    cache_key: str
+    cache_file: Path
+    cache_hit: bool
+    started: float  # time.perf_counter() when the first pass began
+    clock: StageClock
+
+
+def prepare_demo(input_path: str | Path, output: str | Path | None, options: DemoOptions, *,
+                 detector: PersonDetector | None = None, progress: Progress | None = None
+                 ) -> PreparedInput:
+    """Open the input, check the settings and run the first pass (or reuse its cache).
+
+    Needs neither the network nor the body model, so `maed batch` runs it for the next video
+    in a background thread while the current one is in the network.
+    """
     progress = progress or _no_progress
     input_path = Path(input_path).expanduser()
     t0 = time.perf_counter()
     clock = StageClock()
     source = open_frames(input_path, start=options.start, end=options.end, fps=options.fps)
-    meta = source.meta
     output = Path(output) if output else default_output(input_path)
     check_output_writable(output)
     if options.interp < 1 or 8 % options.interp:
         raise InputError(f"--interp {options.interp}: must divide 8 (1, 2, 4 or 8)")
-    device = resolve_device(options.device)
-    cache_key = options.tracking_key(input_digest(input_path))
+    resolve_device(options.device)
+    digest = input_digest(input_path)
+    cache_key = options.tracking_key(digest)
     cache_file = output / CACHE_DIR / f"tracks_{cache_key}.npz"
     tracklets = _load_cached_tracks(cache_file) if options.use_cache and cache_file.is_file() \
         else None
@@ -379,9 +397,22 @@ def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOpt
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "
                          f"{options.min_track} frames (try --min-track, --conf or --boxes)")
+    return PreparedInput(input_path, output, options, source, tracklets, digest, cache_key,
+                         cache_file, cache_hit, t0, clock)
+
+
+def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
+                checkpoint_info: dict | None = None, progress: Progress | None = None,
+                on_results: Callable[[Path, list[TrackResult], dict], None] | None = None
+                ) -> DemoReport:
+    """The second pass (crops + network), the body layer and the atomic results folder."""
+    progress = progress or _no_progress
+    p, options, clock = prepared, prepared.options, prepared.clock
+    meta, tracklets = p.source.meta, p.tracklets
+    device = resolve_device(options.device)
     model = model.to(device).eval()
     body = body.to(device)
-    theta = run_network(source, tracklets, model, options, device, progress, clock)
+    theta = run_network(p.source, tracklets, model, options, device, progress, clock)
     t = time.perf_counter()
     tracks = []
     progress("body", 0, len(tracklets))
@@ -394,9 +425,9 @@ def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOpt
     timings = clock.seconds
     summary = {
         "maed_version": __version__,
-        "input": {"path": str(input_path), "kind": meta.kind, "width": meta.width,
-                  "height": meta.height, "fps": meta.fps, "stream_fps": source.stream_fps,
-                  "num_frames": meta.num_frames, "digest": input_digest(input_path)},
+        "input": {"path": str(p.input_path), "kind": meta.kind, "width": meta.width,
+                  "height": meta.height, "fps": meta.fps, "stream_fps": p.source.stream_fps,
+                  "num_frames": meta.num_frames, "digest": p.digest},
         "settings": asdict(options),
         "checkpoint": checkpoint_info or {},
         "body_model": getattr(body, "source", ""),
@@ -405,20 +436,32 @@ def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOpt
         "tracks": [{"track_id": t.track_id, "frames": len(t),
                     "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),
                     "file": f"tracks/{t.file_name()}"} for t in tracks],
-        "tracks_cache": {"key": cache_key, "reused": cache_hit},
+        "tracks_cache": {"key": p.cache_key, "reused": p.cache_hit},
         "timings_s": timings,
     }
     t = time.perf_counter()
-    with atomic_dir(output) as tmp:
+    with atomic_dir(p.output) as tmp:
         for track in tracks:
             save_track(tmp, track)
-        _save_cached_tracks(tmp / CACHE_DIR / cache_file.name, tracklets)
+        _save_cached_tracks(tmp / CACHE_DIR / p.cache_file.name, tracklets)
         if on_results is not None:
             on_results(tmp, tracks, summary)
         clock.add("write", time.perf_counter() - t)
-        timings["total"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - p.started
         save_summary(tmp, summary)
-    return DemoReport(output=output, tracks=tracks, summary=summary, cache_hit=cache_hit)
+    return DemoReport(output=p.output, tracks=tracks, summary=summary, cache_hit=p.cache_hit)
+
+
+def run_demo(input_path: str | Path, output: str | Path | None, options: DemoOptions,
+             model: MAED, body: BodyModel, *, detector: PersonDetector | None = None,
+             checkpoint_info: dict | None = None, progress: Progress | None = None,
+             on_results: Callable[[Path, list[TrackResult], dict], None] | None = None
+             ) -> DemoReport:
+    """Run the demo pipeline; `on_results(tmp_folder, tracks, summary)` may add files (e.g.
+    the overlay video) to the results folder before it is moved into place."""
+    prepared = prepare_demo(input_path, output, options, detector=detector, progress=progress)
+    return finish_demo(prepared, model, body, checkpoint_info=checkpoint_info,
+                       progress=progress, on_results=on_results)
 
 
 def default_output(input_path: Path) -> Path:

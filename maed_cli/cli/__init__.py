@@ -7,7 +7,8 @@ from ..errors import MaedError
 from ._app import app, err_console
 
 # Each module registers its subcommand(s) on `app` when imported.
-from . import demo, doctor, evaluate, export, profile, render, setup, train  # noqa: E402,F401
+from . import (batch, demo, doctor, evaluate, export, profile, render, setup,  # noqa: E402,F401
+               train)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,564 @@
+"""`maed batch`: the demo pipeline over many videos, sharded over processes, resumable.
+
+One process per GPU (torchrun, Slurm or a plain single process). Every rank computes the same
+deterministic, size-balanced share of the video list, loads the network and body layer once,
+and runs its videos one after the other while a background thread already runs the first pass
+(decode + detect/track) of the next one. Ranks never talk to each other until the end, where
+rank 0 waits for the others (a gloo barrier when torchrun/MASTER_ADDR is there) and merges
+their manifests into DIR/summary.json.
+
+Layout of DIR:
+    DIR/<relative path of the video>/    the video's results, exactly as `maed demo` writes them,
+                                         plus "batch": {"settings_hash"} in its summary.json
+    DIR/manifest-rank<k>.jsonl           one JSON line per video and attempt, flushed per line
+    DIR/batch.json                       the video list and settings of the last launch
+    DIR/summary.json                     the merged manifest (latest record per video)
+
+Resume: a video whose results folder is complete for the same settings hash (and the same
+video content) is skipped; a video that failed with the same settings is left alone unless
+`retry_failed`, which then retries only those. Results folders are written to a temporary
+folder and renamed when complete, so an interrupted video leaves nothing behind but a hidden
+`.part` folder, which the next attempt removes.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_path
+from .errors import InputError, MaedError
+from .pipeline import DemoOptions, PreparedInput, file_digest, finish_demo, prepare_demo
+from .results import SUMMARY
+from .video.io import VIDEO_SUFFIXES
+
+MANIFEST_GLOB = "manifest-rank*.jsonl"
+BATCH_FILE = "batch.json"
+BOXES_SUFFIXES = (".boxes.json", ".boxes.csv", ".boxes.txt")
+SYNC_TIMEOUT_S = 7 * 24 * 3600  # ranks of one launch may finish days apart
+STATUSES = ("done", "skipped", "failed")
+
+
+# --- who am I ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RankInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    launcher: str = "single"  # single | torchrun | slurm
+
+    @property
+    def can_sync(self) -> bool:
+        """Whether the ranks can meet at the end (torchrun, or MASTER_ADDR/PORT exported)."""
+        return self.world_size > 1 and bool(os.environ.get("MASTER_ADDR")) and \
+            bool(os.environ.get("MASTER_PORT"))
+
+
+def rank_info(environ: dict[str, str] | None = None) -> RankInfo:
+    """This process's rank from torchrun's RANK/WORLD_SIZE/LOCAL_RANK or Slurm's
+    SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; a single process otherwise."""
+    env = os.environ if environ is None else environ
+
+    def number(name: str) -> int:
+        try:
+            return int(env[name])
+        except ValueError:
+            raise InputError(f"${name}={env[name]!r}: expected an integer") from None
+
+    if "RANK" in env and "WORLD_SIZE" in env:
+        info = RankInfo(number("RANK"), number("WORLD_SIZE"),
+                        number("LOCAL_RANK") if "LOCAL_RANK" in env else 0, "torchrun")
+    elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        info = RankInfo(number("SLURM_PROCID"), number("SLURM_NTASKS"),
+                        number("SLURM_LOCALID") if "SLURM_LOCALID" in env else 0, "slurm")
+    else:
+        return RankInfo()
+    if info.world_size < 1 or not 0 <= info.rank < info.world_size:
+        raise InputError(f"rank {info.rank} of {info.world_size} processes: out of range")
+    return info
+
+
+def rank_device(device: str, local_rank: int) -> str:
+    """--device for this rank: auto/cuda become this rank's own GPU (LOCAL_RANK)."""
+    name = (device or "auto").lower()
+    if name in ("auto", "cuda"):
+        import torch
+        if torch.cuda.is_available():
+            index = local_rank % torch.cuda.device_count()
+            torch.cuda.set_device(index)
+            return f"cuda:{index}"
+    return device
+
+
+# --- which videos --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VideoItem:
+    path: Path  # as given (absolute when it came from a list file)
+    name: str  # relative path, POSIX separators: the results go to DIR/<name>/
+    size: int  # bytes, 0 when missing: the weight for sharding
+
+    def boxes_file(self) -> Path | None:
+        """`<video>.boxes.json` (or .csv/.txt) next to the video: boxes instead of detection."""
+        for suffix in BOXES_SUFFIXES:
+            candidate = self.path.with_name(self.path.name + suffix)
+            if candidate.is_file():
+                return candidate
+        return None
+
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES and \
+        not path.name.startswith(".")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _glob_base(pattern: str) -> Path:
+    """The leading part of a glob pattern without wildcards: names are relative to it."""
+    parts = Path(pattern).expanduser().parts
+    fixed = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def collect_videos(inputs: Sequence[str | Path], exclude: Path | None = None) -> list[VideoItem]:
+    """Videos from folders (searched recursively), globs, single files, and text files that
+    list one video path per line (blank lines and # comments ignored; relative paths are
+    relative to the list file). Names are relative to the folder, to the glob's fixed part,
+    or to the common folder of a list's entries. Anything under `exclude` is left out."""
+    found: list[tuple[Path, str]] = []
+    exclude = Path(exclude).resolve() if exclude else None
+
+    def add(path: Path, base: Path) -> None:
+        if exclude is not None and path.resolve().is_relative_to(exclude):
+            return
+        found.append((path, path.relative_to(base).as_posix()))
+
+    for raw in inputs:
+        text = str(raw)
+        path = Path(text).expanduser()
+        if glob.has_magic(text):
+            base = _glob_base(text)
+            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
+            videos = [m for m in matches if _is_video(m)]
+            for folder in (m for m in matches if m.is_dir()):
+                videos += sorted(p for p in folder.rglob("*") if _is_video(p))
+            if not videos:
+                raise InputError(f"{text}: matches no video file")
+            for video in videos:
+                add(video, base)
+        elif path.is_dir():
+            videos = sorted(p for p in path.rglob("*") if _is_video(p)
+                            and not any(part.startswith(".") for part in
+                                        p.relative_to(path).parts))
+            if not videos:
+                raise InputError(f"{path}: the folder contains no video files "
+                                 f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+            for video in videos:
+                add(video, path)
+        elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            add(path, path.parent)
+        elif path.is_file():
+            entries = _read_list(path)
+            base = Path(os.path.commonpath([str(e.parent) for e in entries]))
+            for entry in entries:
+                add(entry, base)
+        else:
+            raise InputError(f"{text}: no such file, folder or glob match")
+    items: list[VideoItem] = []
+    seen_paths: set[Path] = set()
+    seen_names: dict[str, Path] = {}
+    for path, name in found:
+        key = path.resolve()
+        if key in seen_paths:
+            continue
+        if name in seen_names:
+            raise InputError(f"{seen_names[name]} and {path} would both write to {name}/ "
+                             "(give their common parent folder instead)")
+        seen_paths.add(key)
+        seen_names[name] = path
+        items.append(VideoItem(path, name, _size(path)))
+    if not items:
+        raise InputError("no videos to process")
+    return items
+
+
+def _read_list(path: Path) -> list[Path]:
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable list of videos ({exc})") from None
+    entries = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = Path(line).expanduser()
+        entries.append(entry if entry.is_absolute() else (path.parent / entry).absolute())
+    if not entries:
+        raise InputError(f"{path}: lists no videos (one path per line)")
+    return entries
+
+
+def shard(items: Sequence[VideoItem], world_size: int) -> list[list[VideoItem]]:
+    """Deterministic, size-balanced shares: largest video first to the least-loaded rank
+    (ties: fewer videos, then lower rank). Every rank computes the same shares from the same
+    list, so no communication is needed; each share is in name order."""
+    loads = [0] * world_size
+    shares: list[list[VideoItem]] = [[] for _ in range(world_size)]
+    for item in sorted(items, key=lambda v: (-v.size, v.name)):
+        k = min(range(world_size), key=lambda r: (loads[r], len(shares[r]), r))
+        shares[k].append(item)
+        loads[k] += max(item.size, 1)
+    return [sorted(share, key=lambda v: v.name) for share in shares]
+
+
+# --- settings and completeness -------------------------------------------------------------
+
+_RESULT_INDEPENDENT = ("device", "batch_size", "use_cache", "boxes")
+
+
+def settings_hash(options: DemoOptions, checkpoint_info: dict, body_source: str,
+                  boxes: Path | None = None) -> str:
+    """What a video's results depend on besides the video: the options (not the device,
+    batch size or cache), the checkpoint's sha256, the body model and the boxes file."""
+    keys = {k: v for k, v in asdict(options).items() if k not in _RESULT_INDEPENDENT}
+    keys["checkpoint"] = checkpoint_info.get("sha256", "")
+    keys["body_model"] = body_source
+    keys["boxes"] = file_digest(boxes) if boxes else None
+    blob = json.dumps(keys, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def results_complete(folder: Path, settings: str, video_digest: str | None) -> bool:
+    """True when `folder` holds complete results for these settings and this video content."""
+    try:
+        summary = json.loads((folder / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return False
+    if summary.get("batch", {}).get("settings_hash") != settings:
+        return False
+    if video_digest is not None and summary.get("input", {}).get("digest") != video_digest:
+        return False
+    return all((folder / t["file"]).is_file() for t in summary.get("tracks", []))
+
+
+def remove_stale_parts(folder: Path) -> None:
+    """Temporary folders an interrupted attempt left beside `folder` (see atomic_dir)."""
+    for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*.part"):
+        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(folder.with_name(f".{folder.name}.old"), ignore_errors=True)
+
+
+# --- manifests -----------------------------------------------------------------------------
+
+class Manifest:
+    """Appends one JSON line per video; each line is flushed and synced before the next."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(record, default=str) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_manifests(folder: Path) -> list[dict[str, Any]]:
+    """Every record of every rank's manifest; a torn last line (a killed rank) is ignored."""
+    records = []
+    for path in sorted(Path(folder).glob(MANIFEST_GLOB)):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and "video" in record:
+                    records.append(record)
+    return records
+
+
+def latest_records(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The most recent record per video name."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: r.get("time", 0.0)):
+        latest[record["video"]] = record
+    return latest
+
+
+def summarize(folder: Path, write: bool = True) -> dict[str, Any]:
+    """Merge the manifests of DIR (latest record per video) into DIR/summary.json.
+
+    Videos listed in DIR/batch.json without any record are reported as `missing`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    records = read_manifests(folder)
+    expected: list[str] = []
+    batch_file = folder / BATCH_FILE
+    if batch_file.is_file():
+        try:
+            expected = [v["name"] for v in json.loads(batch_file.read_text())["videos"]]
+        except (ValueError, KeyError, TypeError):
+            expected = []
+    if not records and not expected:
+        raise InputError(f"{folder}: no maed batch manifests ({MANIFEST_GLOB}) in it")
+    latest = latest_records(records)
+    videos = []
+    for name in dict.fromkeys([*expected, *sorted(latest)]):
+        record = latest.get(name)
+        if record is None:
+            videos.append({"video": name, "status": "missing"})
+        else:
+            videos.append({k: record.get(k) for k in ("video", "path", "status", "error",
+                                                      "frames", "people", "seconds",
+                                                      "settings_hash", "rank", "time")})
+    counts = {status: 0 for status in (*STATUSES, "missing")}
+    for video in videos:
+        counts[video["status"]] = counts.get(video["status"], 0) + 1
+    summary = {
+        "videos": videos,
+        "counts": counts,
+        "complete": counts["done"] + counts["skipped"],
+        "total": len(videos),
+        "seconds": round(sum(v.get("seconds") or 0.0 for v in videos
+                             if v["status"] == "done"), 3),
+        "manifests": sorted(p.name for p in folder.glob(MANIFEST_GLOB)),
+    }
+    if write:
+        with atomic_path(folder / SUMMARY) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+# --- the per-rank loop ---------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    item: VideoItem
+    options: DemoOptions
+    settings: str
+    output: Path
+
+
+class _Prefetch:
+    """Runs `fn()` in a daemon thread (so an interrupted rank exits at once); `result()`
+    returns its value or raises its exception."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
+                                        name="maed-prefetch")
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed over to the main thread
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+@dataclass
+class RankReport:
+    rank: RankInfo
+    assigned: int
+    records: list[dict[str, Any]] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)  # failed before; not retried
+
+    def count(self, status: str) -> int:
+        return sum(r["status"] == status for r in self.records)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, MaedError):
+        return str(exc)
+    import torch
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return "out of GPU memory (try a smaller --batch-size or --dtype bf16)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_rank(videos: Sequence[VideoItem], output_dir: Path, options: DemoOptions, loaded, *,
+             info: RankInfo, retry_failed: bool = False, detector=None,
+             log: Callable[[str, dict[str, Any]], None] | None = None) -> RankReport:
+    """Process this rank's share of `videos` into `output_dir`.
+
+    loaded: the network, body layer and checkpoint info (runner.LoadedAssets), loaded once.
+    log(event, record) is called after each video (event: done/failed/skipped/left).
+    """
+    log = log or (lambda event, record: None)
+    output_dir = Path(output_dir)
+    share = shard(videos, info.world_size)[info.rank]
+    report = RankReport(info, len(share))
+    body_source = getattr(loaded.body, "source", "")
+    previous = latest_records(read_manifests(output_dir))
+    manifest = Manifest(output_dir / f"manifest-rank{info.rank}.jsonl")
+
+    def record(job: _Job, status: str, *, error: str | None = None, frames: int | None = None,
+               people: int | None = None, seconds: float = 0.0) -> None:
+        entry = {"video": job.item.name, "path": str(job.item.path), "status": status,
+                 "error": error, "frames": frames, "people": people,
+                 "seconds": round(seconds, 3), "settings_hash": job.settings,
+                 "rank": info.rank, "time": time.time()}
+        manifest.write(entry)
+        report.records.append(entry)
+        log(status, entry)
+
+    todo: list[_Job] = []
+    try:
+        for item in share:
+            boxes = item.boxes_file()
+            job_options = replace(options, boxes=str(boxes) if boxes else None)
+            job = _Job(item, job_options,
+                       settings_hash(job_options, loaded.checkpoint_info, body_source, boxes),
+                       output_dir / item.name)
+            digest = file_digest(item.path) if item.path.is_file() else None
+            before = previous.get(item.name)
+            failed_before = before is not None and before.get("status") == "failed" and \
+                before.get("settings_hash") == job.settings
+            if results_complete(job.output, job.settings, digest):
+                if not retry_failed:
+                    summary = json.loads((job.output / SUMMARY).read_text())
+                    record(job, "skipped", frames=summary["input"].get("num_frames"),
+                           people=len(summary.get("tracks", [])))
+            elif retry_failed != failed_before:
+                # a plain run leaves earlier failures alone; --retry-failed does only those
+                if failed_before:
+                    report.left_alone.append(item.name)
+                    log("left", {"video": item.name, "error": before.get("error")})
+            else:
+                todo.append(job)
+        _process(todo, loaded, detector, record)
+    finally:
+        manifest.close()
+    return report
+
+
+def _process(todo: list[_Job], loaded, detector, record) -> None:
+    def prepare(job: _Job) -> PreparedInput:
+        return prepare_demo(job.item.path, job.output, job.options, detector=detector)
+
+    def mark(folder: Path, settings: str) -> Callable:
+        def on_results(tmp: Path, tracks, summary: dict) -> None:
+            summary["batch"] = {"settings_hash": settings}
+        return on_results
+
+    pending = _Prefetch(lambda: prepare(todo[0])) if todo else None
+    for i, job in enumerate(todo):
+        started = time.perf_counter()
+        try:
+            remove_stale_parts(job.output)
+            prepared = pending.result()
+        except Exception as exc:
+            prepared, error = None, exc
+        # the next video's first pass overlaps this one's network
+        pending = _Prefetch(lambda job=todo[i + 1]: prepare(job)) if i + 1 < len(todo) \
+            else None
+        if prepared is None:
+            record(job, "failed", error=describe_error(error),
+                   seconds=time.perf_counter() - started)
+            continue
+        try:
+            report = finish_demo(prepared, loaded.model, loaded.body,
+                                 checkpoint_info=loaded.checkpoint_info,
+                                 on_results=mark(job.output, job.settings))
+        except Exception as exc:
+            _release_gpu_memory()
+            record(job, "failed", error=describe_error(exc),
+                   seconds=time.perf_counter() - started + prepared.timings["detect_track"])
+            continue
+        record(job, "done", frames=report.summary["input"]["num_frames"],
+               people=len(report.tracks), seconds=report.summary["timings_s"]["total"])
+
+
+def _release_gpu_memory() -> None:
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def write_batch_file(output_dir: Path, videos: Sequence[VideoItem], info: RankInfo,
+                     options: DemoOptions) -> None:
+    """The launch's video list and shares, so `--summary` can name never-attempted videos."""
+    shares = shard(videos, info.world_size)
+    rank_of = {v.name: k for k, share in enumerate(shares) for v in share}
+    content = {"world_size": info.world_size, "launcher": info.launcher,
+               "settings": asdict(options),
+               "videos": [{"name": v.name, "path": str(v.path), "size": v.size,
+                           "rank": rank_of[v.name]} for v in videos]}
+    with atomic_path(Path(output_dir) / BATCH_FILE) as tmp:
+        tmp.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def wait_for_all_ranks(info: RankInfo, timeout_s: float = SYNC_TIMEOUT_S) -> bool:
+    """The one place ranks wait on each other: a gloo barrier at the very end (the process
+    group is created only here, so nobody waits at the start). False when it cannot be done
+    (no MASTER_ADDR/MASTER_PORT, e.g. a bare `srun`) or failed (a rank died)."""
+    if info.world_size == 1:
+        return True
+    if not info.can_sync:
+        return False
+    import torch.distributed as dist
+    try:
+        if not dist.is_initialized():
+            dist.init_process_group("gloo", rank=info.rank, world_size=info.world_size,
+                                    timeout=timedelta(seconds=timeout_s))
+        dist.barrier()
+        dist.destroy_process_group()
+        return True
+    except Exception:
+        return False
+
+
+class terminate_as_exit:
+    """SIGTERM (Slurm's time limit, torchrun's shutdown) raises SystemExit in the main
+    thread, so the video in progress removes its temporary folder instead of leaving it."""
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    @staticmethod
+    def _handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False

@@ -1,0 +1,65 @@
+"""The options `maed demo` and `maed batch` share, declared once.
+
+Each is an `Annotated` type, so a command lists them as `device: DeviceOpt = "auto"` and both
+commands explain them with the same words; `demo_options(...)` turns them into DemoOptions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="auto | cpu | cuda | cuda:N (auto: the GPU when there is one; under "
+                     "torchrun/Slurm each process takes its own GPU, LOCAL_RANK).")]
+DtypeOpt = Annotated[str, typer.Option(
+    "--dtype", help="auto | fp32 | bf16 | fp16 for the network (auto: bf16 on GPU, fp32 on "
+                    "CPU).")]
+BatchSizeOpt = Annotated[int | None, typer.Option(
+    "--batch-size", min=1, help="Clips of 16 frames per forward pass (default: from free GPU "
+                                "memory; 2 on CPU).")]
+StartOpt = Annotated[str | None, typer.Option(
+    "--start", help="First frame: a frame number (75) or seconds (2.5s).")]
+EndOpt = Annotated[str | None, typer.Option(
+    "--end", help="Stop before this frame / time (same forms).")]
+FpsOpt = Annotated[float | None, typer.Option(
+    "--fps", help="Process at most this many frames per second (subsamples the input).")]
+InterpOpt = Annotated[int, typer.Option(
+    "--interp", help="Fast mode: run the network on every K-th frame (K = 2, 4 or 8) and "
+                     "interpolate the rest (slerp on rotations).")]
+DetectorWeightsOpt = Annotated[str | None, typer.Option(
+    "--detector-weights", help="Ultralytics YOLO weights (default yolo11n.pt, looked up in the "
+                               "asset folders).")]
+ConfOpt = Annotated[float, typer.Option(
+    "--conf", help="Detector confidence that starts a track.")]
+MinSizeOpt = Annotated[float, typer.Option(
+    "--min-size", help="Ignore people whose box is smaller (pixels, longer side).")]
+TrackerOpt = Annotated[str, typer.Option("--tracker", help="bytetrack | botsort.")]
+MinTrackOpt = Annotated[int, typer.Option(
+    "--min-track", min=1, help="Drop people tracked for fewer frames.")]
+CropScaleOpt = Annotated[float, typer.Option(
+    "--crop-scale", help="Crop side / detector box side. 1.35 matches MAED's training crops "
+                         "(1.3 x boxes of 1.1 x the keypoint extent).")]
+FocalOpt = Annotated[float | None, typer.Option(
+    "--focal", help="Focal length in pixels for cam_t (default: the image diagonal).")]
+CheckpointOpt = Annotated[Path | None, typer.Option(
+    "--checkpoint", help="MAED checkpoint (default: the installed one).")]
+SmplOpt = Annotated[Path | None, typer.Option(
+    "--smpl", help="SMPL model file (default: the installed one, else the checkpoint's).")]
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Do not reuse cached detections/tracks from a previous run.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+
+
+def demo_options(*, start=None, end=None, fps=None, device="auto", dtype="auto",
+                 batch_size=None, interp=1, crop_scale=1.35, min_track=25,
+                 tracker="bytetrack", conf=0.5, min_size=40.0, detector_weights=None,
+                 boxes=None, focal=None, no_cache=False):
+    """DemoOptions from the shared command-line values (one place for the mapping)."""
+    from ..pipeline import DemoOptions
+    return DemoOptions(start=start, end=end, fps=fps, device=device, dtype=dtype,
+                       batch_size=batch_size, interp=interp, crop_scale=crop_scale,
+                       min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
+                       detector_weights=detector_weights, boxes=str(boxes) if boxes else None,
+                       focal=focal, use_cache=not no_cache)

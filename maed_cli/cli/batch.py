@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ._app import app, console, err_console
+from ._demo_options import (BatchSizeOpt, CheckpointOpt, ConfOpt, CropScaleOpt,
+                            DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, FocalOpt, FpsOpt,
+                            InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt, SmplOpt,
+                            StartOpt, TrackerOpt, demo_options)
+
+STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "missing": "yellow"}
+MAX_ROWS = 40  # beyond this, the table lists only the videos that are not complete
+
+
+@app.command("batch")
+def batch(
+    inputs: list[str] = typer.Argument(None, help="Folders (searched recursively for videos), "
+                                                  "globs ('clips/**/*.mp4', quoted) or text "
+                                                  "files listing one video path per line.",
+                                       show_default=False),
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="Results folder: DIR/<relative path of the video>/ per "
+                                     "video (as `maed demo` writes it), DIR/manifest-rank<k>."
+                                     "jsonl, DIR/summary.json."),
+    summary: Path = typer.Option(None, "--summary", metavar="DIR",
+                                 help="Only merge the manifests of DIR into a table and "
+                                      "DIR/summary.json (no INPUTS needed)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Retry only the videos that failed before with the "
+                                           "same settings (a plain re-run leaves them alone)."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    batch_size: BatchSizeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    fps: FpsOpt = None,
+    interp: InterpOpt = 1,
+    detector_weights: DetectorWeightsOpt = None,
+    conf: ConfOpt = 0.5,
+    min_size: MinSizeOpt = 40.0,
+    tracker: TrackerOpt = "bytetrack",
+    min_track: MinTrackOpt = 25,
+    crop_scale: CropScaleOpt = 1.35,
+    focal: FocalOpt = None,
+    checkpoint: CheckpointOpt = None,
+    smpl: SmplOpt = None,
+    no_cache: NoCacheOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the demo on many videos; resumable, sharded over processes/GPUs.
+
+    Plain: one process. `torchrun --nproc_per_node N maed batch ...` or `srun maed batch ...`:
+    every process takes a deterministic, size-balanced share and its own GPU. Person boxes
+    can come from `<video>.boxes.json` (or .csv/.txt) next to each video instead of the
+    detector. Re-running the same command skips finished videos; see the README.
+    """
+    from .. import batch as lib
+    from ..errors import InputError
+
+    if summary is not None:
+        merged = lib.summarize(summary)
+        _print_summary(merged, summary)
+        raise typer.Exit(1 if merged["counts"]["failed"] or merged["counts"]["missing"] else 0)
+    if not inputs:
+        raise InputError("give the videos: folders, globs or a list file (or --summary DIR)")
+    if output is None:
+        raise InputError("--output DIR is required (where the results and manifests go)")
+
+    info = lib.rank_info()
+    options = demo_options(start=start, end=end, fps=fps,
+                           device=lib.rank_device(device, info.local_rank), dtype=dtype,
+                           batch_size=batch_size, interp=interp, crop_scale=crop_scale,
+                           min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
+                           detector_weights=detector_weights, focal=focal, no_cache=no_cache)
+    report, synced = _run(inputs, output, options, info, checkpoint, smpl, retry_failed, quiet)
+    prefix = f"rank {info.rank}/{info.world_size}: " if info.world_size > 1 else ""
+    if not quiet:
+        console.print(f"{prefix}{report.count('done')} done, {report.count('skipped')} "
+                      f"skipped, {report.count('failed')} failed, {len(report.left_alone)} "
+                      f"failed before (--retry-failed) of {report.assigned}", highlight=False)
+    if info.rank != 0:
+        return
+    merged = lib.summarize(output)
+    if not quiet:
+        _print_summary(merged, output)
+    if not synced:
+        err_console.print("[yellow]the other processes may still be running (no "
+                          "MASTER_ADDR/MASTER_PORT to wait for them); run `maed batch "
+                          f"--summary {output}` when all are done[/]", highlight=False)
+    missing = merged["counts"]["missing"] if synced else 0
+    raise typer.Exit(1 if merged["counts"]["failed"] or missing else 0)
+
+
+def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bool,
+         quiet: bool):
+    from .. import batch as lib
+    from ..pipeline import check_output_writable
+    from ..runner import load_model_and_body, preflight_demo
+
+    videos = lib.collect_videos(inputs, exclude=output)
+    check_output_writable(output)
+    mine = lib.shard(videos, info.world_size)[info.rank]
+    needs_detector = any(v.boxes_file() is None for v in mine)
+    preflight_demo(checkpoint, None if needs_detector else "<boxes next to each video>",
+                   options.detector_weights)
+    output.mkdir(parents=True, exist_ok=True)
+    if info.rank == 0:
+        lib.write_batch_file(output, videos, info, options)
+    loaded = load_model_and_body(checkpoint, smpl)
+    detector = None
+    if needs_detector:
+        from ..video.detect import PersonDetector
+        detector = PersonDetector(options.detector_weights, conf=options.conf,
+                                  min_size=options.min_size, device=options.device)
+    prefix = f"[rank {info.rank}] " if info.world_size > 1 else ""
+
+    def log(event: str, record: dict) -> None:
+        if quiet:
+            return
+        style = STATUS_STYLE.get(event, "yellow")
+        if event == "done":
+            detail = (f"{record['people']} people, {record['frames']} frames, "
+                      f"{record['seconds']:.1f} s")
+        elif event == "left":
+            event, detail = "failed before", record.get("error") or ""
+        else:
+            detail = record.get("error") or ""
+        console.print(f"{prefix}[{style}]{event:>8}[/] {record['video']}  {detail}",
+                      highlight=False, soft_wrap=True)
+
+    if not quiet:
+        console.print(f"{prefix}{len(mine)} of {len(videos)} videos for this process "
+                      f"(device {options.device})", highlight=False)
+    with lib.terminate_as_exit():
+        report = lib.run_rank(videos, output, options, loaded, info=info,
+                              retry_failed=retry_failed, detector=detector, log=log)
+    return report, lib.wait_for_all_ranks(info)
+
+
+def _print_summary(merged: dict, folder: Path) -> None:
+    videos = merged["videos"]
+    if len(videos) > MAX_ROWS:
+        videos = [v for v in videos if v["status"] not in ("done", "skipped")]
+    table = Table(title=f"maed batch: {folder}", title_justify="left")
+    for column, justify in (("video", "left"), ("status", "left"), ("people", "right"),
+                            ("frames", "right"), ("seconds", "right"), ("error", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for v in videos:
+        style = STATUS_STYLE.get(v["status"], "")
+        seconds = v.get("seconds")
+        table.add_row(v["video"], f"[{style}]{v['status']}[/]", _cell(v.get("people")),
+                      _cell(v.get("frames")), f"{seconds:.1f}" if seconds else "",
+                      v.get("error") or "")
+    console.print(table)
+    counts = merged["counts"]
+    console.print(f"{merged['complete']} of {merged['total']} complete "
+                  f"({counts['done']} done, {counts['skipped']} skipped), "
+                  f"{counts['failed']} failed, {counts['missing']} missing; "
+                  f"{folder / 'summary.json'}", highlight=False)
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
