@@ -1,0 +1,229 @@
+"""`maed batch` on CPU: 2 ranks over 6 tiny synthetic videos, kill + resume, a corrupt file."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maed_cli.batch import (VideoItem, collect_videos, latest_records, rank_info,
+                            read_manifests, shard)
+from maed_cli.cli import main
+from maed_cli.model import MAED, save_checkpoint
+from maed_cli.results import ARRAY_KEYS, load_results
+
+from synthetic_video import make_walkers_video, write_boxes
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(num_blocks=1, num_heads=2, hidden_dim=64, embed_dim=96, backbone_layers=(1, 1, 1))
+NAMES = ["a.mp4", "b.mp4", "c.mp4", "sub/d.mp4", "sub/e.mp4", "sub/f.mp4"]
+# fast settings: one person, ~10 frames, the network on every 8th frame only
+FAST = ["--min-track", "5", "--interp", "8", "--batch-size", "2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, synthetic_body, synthetic_assets):
+    root = tmp_path_factory.mktemp("batch")
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(root / "tiny.pt", MAED(**TINY))
+    folder = root / "videos"
+    for i, name in enumerate(NAMES):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = make_walkers_video(path, synthetic_body, num_frames=8 + i % 3, people=1)
+        write_boxes(path.with_name(path.name + ".boxes.json"), info["boxes"])
+    return {"root": root, "ckpt": ckpt, "folder": folder, "smpl": synthetic_assets["npz"],
+            "extra": synthetic_assets["extra"]}
+
+
+@pytest.fixture
+def home(videos, _isolated_asset_home):
+    shutil.copy(videos["extra"], _isolated_asset_home / "J_regressor_extra.npy")
+    return _isolated_asset_home
+
+
+def batch_args(videos, inputs, out):
+    return ["batch", *map(str, inputs), "--output", str(out), "--checkpoint",
+            str(videos["ckpt"]), "--smpl", str(videos["smpl"]), *FAST, "--quiet"]
+
+
+def child_env(**extra):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+               OMP_NUM_THREADS="1", **extra)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+                 "SLURM_PROCID", "SLURM_NTASKS"):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def plain_rank(videos, inputs, out, rank, world):
+    """One rank as Slurm would start it (no MASTER_ADDR: nobody waits at the end)."""
+    return subprocess.Popen([sys.executable, "-m", "maed_cli", *batch_args(videos, inputs, out)],
+                            env=child_env(SLURM_PROCID=str(rank), SLURM_NTASKS=str(world),
+                                          SLURM_LOCALID=str(rank)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def records_of(out):
+    """Every manifest record, oldest first (so a slice is what one run appended)."""
+    return sorted(read_manifests(out), key=lambda r: r["time"])
+
+
+# --- pure parts ----------------------------------------------------------------------------
+
+def test_shard_is_deterministic_balanced_and_complete():
+    rng = np.random.default_rng(0)
+    items = [VideoItem(Path(f"v{i}.mp4"), f"v{i}.mp4", int(s))
+             for i, s in enumerate(rng.integers(1, 1000, 37))]
+    for world in (1, 2, 3, 8):
+        shares = shard(items, world)
+        assert shard(list(reversed(items)), world) == shares  # order of the inputs is irrelevant
+        names = [v.name for share in shares for v in share]
+        assert sorted(names) == sorted(v.name for v in items)  # everything exactly once
+        loads = [sum(v.size for v in share) for share in shares]
+        assert max(loads) - min(loads) <= max(v.size for v in items)
+
+
+def test_rank_info_from_torchrun_and_slurm():
+    assert rank_info({}).world_size == 1
+    info = rank_info({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert (info.rank, info.world_size, info.local_rank, info.launcher) == (3, 4, 1, "torchrun")
+    info = rank_info({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"})
+    assert (info.rank, info.world_size, info.local_rank, info.launcher) == (5, 8, 1, "slurm")
+    with pytest.raises(Exception, match="out of range"):
+        rank_info({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+def test_collect_folder_glob_and_list(videos, tmp_path):
+    by_folder = collect_videos([videos["folder"]])
+    assert [v.name for v in by_folder] == NAMES
+    by_glob = collect_videos([str(videos["folder"] / "sub" / "*.mp4")])
+    assert [v.name for v in by_glob] == ["d.mp4", "e.mp4", "f.mp4"]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# my videos\n{videos['folder'] / 'a.mp4'}\n\n"
+                       f"{videos['folder'] / 'sub' / 'd.mp4'}\n")
+    assert [v.name for v in collect_videos([listing])] == ["a.mp4", "sub/d.mp4"]
+    assert collect_videos([listing])[0].boxes_file().name == "a.mp4.boxes.json"
+    # the output folder inside an input folder is never taken for input
+    assert collect_videos([videos["folder"]], exclude=videos["folder"] / "sub") == \
+        by_folder[:3]
+
+
+# --- end to end ----------------------------------------------------------------------------
+
+def test_two_ranks_torchrun_each_video_once_same_as_demo(videos, home, tmp_path, capsys):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+           "--nproc_per_node", "2", "-m", "maed_cli",
+           *batch_args(videos, [videos["folder"]], out)]
+    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for rank in (0, 1):
+        lines = (out / f"manifest-rank{rank}.jsonl").read_text().splitlines()
+        assert lines, f"rank {rank} processed nothing"
+        assert all(json.loads(line)["rank"] == rank for line in lines)
+    records = records_of(out)
+    assert sorted(r["video"] for r in records) == NAMES  # every video exactly once
+    assert {r["status"] for r in records} == {"done"}
+    assert all(r["people"] == 1 and r["frames"] >= 8 and r["error"] is None for r in records)
+    summary = json.loads((out / "summary.json").read_text())  # rank 0, after the barrier
+    assert summary["counts"]["done"] == 6 and summary["complete"] == 6
+
+    # the same results as `maed demo` on each video, bit for bit (same thread count)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name in NAMES:
+            video = videos["folder"] / name
+            single = tmp_path / "demo" / name
+            code = main(["demo", str(video), "--boxes", str(video) + ".boxes.json",
+                         "--output", str(single), "--checkpoint", str(videos["ckpt"]),
+                         "--smpl", str(videos["smpl"]), *FAST, "--quiet"])
+            assert code == 0, capsys.readouterr()
+            want, _ = load_results(single)
+            got, got_summary = load_results(out / name)
+            assert len(got) == len(want) == 1
+            for key in ARRAY_KEYS:
+                np.testing.assert_array_equal(getattr(got[0], key), getattr(want[0], key),
+                                              err_msg=f"{name}: {key}")
+            hashes = {r["settings_hash"] for r in records if r["video"] == name}
+            assert hashes == {got_summary["batch"]["settings_hash"]}
+    finally:
+        torch.set_num_threads(threads)
+
+    # the same command again, in one process: everything is skipped, nothing recomputed
+    capsys.readouterr()
+    assert main(batch_args(videos, [videos["folder"]], out)) == 0
+    again = records_of(out)[len(records):]
+    assert sorted(r["video"] for r in again) == NAMES
+    assert {r["status"] for r in again} == {"skipped"}
+    assert main(["batch", "--summary", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "6 of 6 complete" in text and "sub/f.mp4" in text
+
+
+def test_kill_resume_corrupt_and_retry(videos, home, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video at all\n" * 20)
+    shutil.copy(videos["folder"] / "a.mp4.boxes.json", tmp_path / "broken.mp4.boxes.json")
+    listing = tmp_path / "videos.txt"
+    listing.write_text("".join(f"{videos['folder'] / n}\n" for n in NAMES) + f"{broken}\n")
+    out = tmp_path / "out"
+    paths = [videos["folder"] / n for n in NAMES]
+    # list entries in two folders: names are relative to their common folder
+    items = collect_videos([listing])
+    name_of = {Path(v.path): v.name for v in items}
+    good = {name_of[p] for p in paths}
+    bad_name = name_of[broken]
+    assert len(items) == 7
+
+    ranks = [plain_rank(videos, [listing], out, k, 2) for k in (0, 1)]
+    manifest1 = out / "manifest-rank1.jsonl"
+    deadline = time.monotonic() + 240
+    while not (manifest1.is_file() and manifest1.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline and ranks[1].poll() is None, ranks[1].stdout.read()
+        time.sleep(0.05)
+    ranks[1].send_signal(signal.SIGKILL)  # mid-run: rank 1 has more videos
+    ranks[1].wait()
+    ranks[0].wait(timeout=240)
+    assert ranks[0].returncode in (0, 1), ranks[0].stdout.read()
+    first = records_of(out)
+    done_first = {r["video"] for r in first if r["status"] == "done"}
+    assert len(done_first) < 6  # rank 1 did not finish its share
+    # no visible results folder is partial; only hidden temporary folders may remain
+    for summary in out.rglob("*.mp4"):
+        assert summary.is_dir() and (summary / "summary.json").is_file()
+
+    # the same command again completes exactly the missing videos
+    ranks = [plain_rank(videos, [listing], out, k, 2) for k in (0, 1)]
+    for proc in ranks:
+        proc.wait(timeout=240)
+    second = records_of(out)[len(first):]
+    done_second = Counter(r["video"] for r in second if r["status"] == "done")
+    missing = good - done_first
+    assert set(done_second) == missing and max(done_second.values()) == 1
+    assert {r["video"] for r in second if r["status"] == "skipped"} == done_first
+    latest = latest_records(records_of(out))
+    assert len(latest) == 7
+    bad = latest[bad_name]
+    assert bad["status"] == "failed" and "broken.mp4" in bad["error"], bad
+    assert all(latest[n]["status"] in ("done", "skipped") for n in good)
+    assert not list(out.rglob("*.part")), "a temporary folder was left behind"
+    assert not (out / bad_name).exists()
+
+    # --retry-failed retries only the failed video (which fails again)
+    capsys.readouterr()
+    code = main(batch_args(videos, [listing], out) + ["--retry-failed"])
+    assert code == 1  # a video is still failed
+    third = records_of(out)[len(first) + len(second):]
+    assert [(r["video"], r["status"]) for r in third] == [(bad_name, "failed")]
+    assert main(["batch", "--summary", str(out)]) == 1
+    assert "6 of 7 complete" in capsys.readouterr().out
