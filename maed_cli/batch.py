@@ -9,7 +9,8 @@ their manifests into DIR/summary.json.
 
 Layout of DIR:
     DIR/<relative path of the video>/    the video's results, exactly as `maed demo` writes them,
-                                         plus "batch": {"settings_hash"} in its summary.json
+                                         plus "batch": {"settings_hash", "boxes_digest"}
+                                         in its summary.json
     DIR/manifest-rank<k>.jsonl           one JSON line per video and attempt, flushed per line
     DIR/batch.json                       the video list and settings of the last launch
     DIR/summary.json                     the merged manifest (latest record per video)
@@ -238,25 +239,26 @@ def shard(items: Sequence[VideoItem], world_size: int) -> list[list[VideoItem]]:
 _RESULT_INDEPENDENT = ("device", "batch_size", "use_cache", "boxes")
 
 
-def settings_hash(options: DemoOptions, checkpoint_info: dict, body_source: str,
-                  boxes: Path | None = None) -> str:
-    """What a video's results depend on besides the video: the options (not the device,
-    batch size or cache), the checkpoint's sha256, the body model and the boxes file."""
+def settings_hash(options: DemoOptions, checkpoint_info: dict, body_source: str) -> str:
+    """What the results depend on besides each video and its boxes file: the options (not
+    the device, batch size or cache), the checkpoint's sha256 and the body model."""
     keys = {k: v for k, v in asdict(options).items() if k not in _RESULT_INDEPENDENT}
     keys["checkpoint"] = checkpoint_info.get("sha256", "")
     keys["body_model"] = body_source
-    keys["boxes"] = file_digest(boxes) if boxes else None
     blob = json.dumps(keys, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def results_complete(folder: Path, settings: str, video_digest: str | None) -> bool:
-    """True when `folder` holds complete results for these settings and this video content."""
+def results_complete(folder: Path, settings: str, video_digest: str | None,
+                     boxes_digest: str | None = None) -> bool:
+    """True when `folder` holds complete results for these settings, this video content and
+    this boxes file (None: the detector)."""
     try:
         summary = json.loads((folder / SUMMARY).read_text())
     except (OSError, ValueError):
         return False
-    if summary.get("batch", {}).get("settings_hash") != settings:
+    mark = summary.get("batch", {})
+    if mark.get("settings_hash") != settings or mark.get("boxes_digest") != boxes_digest:
         return False
     if video_digest is not None and summary.get("input", {}).get("digest") != video_digest:
         return False
@@ -365,6 +367,7 @@ class _Job:
     item: VideoItem
     options: DemoOptions
     settings: str
+    boxes_digest: str | None
     output: Path
 
 
@@ -424,15 +427,18 @@ def run_rank(videos: Sequence[VideoItem], output_dir: Path, options: DemoOptions
     output_dir = Path(output_dir)
     share = shard(videos, info.world_size)[info.rank]
     report = RankReport(info, len(share))
-    body_source = getattr(loaded.body, "source", "")
+    settings = settings_hash(options, loaded.checkpoint_info,
+                             getattr(loaded.body, "source", ""))
     previous = latest_records(read_manifests(output_dir))
     manifest = Manifest(output_dir / f"manifest-rank{info.rank}.jsonl")
 
     def record(job: _Job, status: str, *, error: str | None = None, frames: int | None = None,
                people: int | None = None, seconds: float = 0.0) -> None:
-        entry = {"video": job.item.name, "path": str(job.item.path), "status": status,
+        entry = {"video": job.item.name, "path": str(job.item.path.absolute()),
+                 "status": status,
                  "error": error, "frames": frames, "people": people,
                  "seconds": round(seconds, 3), "settings_hash": job.settings,
+                 "boxes_digest": job.boxes_digest,
                  "rank": info.rank, "time": time.time()}
         manifest.write(entry)
         report.records.append(entry)
@@ -443,14 +449,14 @@ def run_rank(videos: Sequence[VideoItem], output_dir: Path, options: DemoOptions
         for item in share:
             boxes = item.boxes_file()
             job_options = replace(options, boxes=str(boxes) if boxes else None)
-            job = _Job(item, job_options,
-                       settings_hash(job_options, loaded.checkpoint_info, body_source, boxes),
+            job = _Job(item, job_options, settings, file_digest(boxes) if boxes else None,
                        output_dir / item.name)
             digest = file_digest(item.path) if item.path.is_file() else None
             before = previous.get(item.name)
             failed_before = before is not None and before.get("status") == "failed" and \
-                before.get("settings_hash") == job.settings
-            if results_complete(job.output, job.settings, digest):
+                before.get("settings_hash") == job.settings and \
+                before.get("boxes_digest") == job.boxes_digest
+            if results_complete(job.output, job.settings, digest, job.boxes_digest):
                 if not retry_failed:
                     summary = json.loads((job.output / SUMMARY).read_text())
                     record(job, "skipped", frames=summary["input"].get("num_frames"),
@@ -472,9 +478,10 @@ def _process(todo: list[_Job], loaded, detector, record) -> None:
     def prepare(job: _Job) -> PreparedInput:
         return prepare_demo(job.item.path, job.output, job.options, detector=detector)
 
-    def mark(folder: Path, settings: str) -> Callable:
+    def mark(job: _Job) -> Callable:
         def on_results(tmp: Path, tracks, summary: dict) -> None:
-            summary["batch"] = {"settings_hash": settings}
+            summary["batch"] = {"settings_hash": job.settings,
+                                "boxes_digest": job.boxes_digest}
         return on_results
 
     pending = _Prefetch(lambda: prepare(todo[0])) if todo else None
@@ -495,7 +502,7 @@ def _process(todo: list[_Job], loaded, detector, record) -> None:
         try:
             report = finish_demo(prepared, loaded.model, loaded.body,
                                  checkpoint_info=loaded.checkpoint_info,
-                                 on_results=mark(job.output, job.settings))
+                                 on_results=mark(job))
         except Exception as exc:
             _release_gpu_memory()
             record(job, "failed", error=describe_error(exc),

@@ -11,8 +11,7 @@ from typing import Annotated
 import typer
 
 DeviceOpt = Annotated[str, typer.Option(
-    "--device", help="auto | cpu | cuda | cuda:N (auto: the GPU when there is one; under "
-                     "torchrun/Slurm each process takes its own GPU, LOCAL_RANK).")]
+    "--device", help="auto | cpu | cuda | cuda:N (auto: the GPU when there is one).")]
 DtypeOpt = Annotated[str, typer.Option(
     "--dtype", help="auto | fp32 | bf16 | fp16 for the network (auto: bf16 on GPU, fp32 on "
                     "CPU).")]

@@ -53,7 +53,8 @@ def batch(
     """Run the demo on many videos; resumable, sharded over processes/GPUs.
 
     Plain: one process. `torchrun --nproc_per_node N maed batch ...` or `srun maed batch ...`:
-    every process takes a deterministic, size-balanced share and its own GPU. Person boxes
+    every process takes a deterministic, size-balanced share and its own GPU (LOCAL_RANK,
+    when --device is auto or cuda). Person boxes
     can come from `<video>.boxes.json` (or .csv/.txt) next to each video instead of the
     detector. Re-running the same command skips finished videos; see the README.
     """
@@ -97,15 +98,24 @@ def batch(
 def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bool,
          quiet: bool):
     from .. import batch as lib
+    from ..errors import AssetMissingError
     from ..pipeline import check_output_writable
     from ..runner import load_model_and_body, preflight_demo
 
     videos = lib.collect_videos(inputs, exclude=output)
     check_output_writable(output)
     mine = lib.shard(videos, info.world_size)[info.rank]
-    needs_detector = any(v.boxes_file() is None for v in mine)
-    preflight_demo(checkpoint, None if needs_detector else "<boxes next to each video>",
-                   options.detector_weights)
+    unboxed = [v for v in mine if v.path.is_file() and v.boxes_file() is None]
+    needs_detector = bool(unboxed)
+    try:
+        preflight_demo(checkpoint, None if needs_detector else "<boxes next to each video>",
+                       options.detector_weights)
+    except AssetMissingError as exc:
+        if not needs_detector:
+            raise
+        raise AssetMissingError(f"{exc} (the detector is needed for {len(unboxed)} videos "
+                                f"without a boxes file, e.g. {unboxed[0].path.name}.boxes."
+                                "json)") from None
     output.mkdir(parents=True, exist_ok=True)
     if info.rank == 0:
         lib.write_batch_file(output, videos, info, options)
