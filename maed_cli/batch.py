@@ -435,11 +435,9 @@ def run_rank(videos: Sequence[VideoItem], output_dir: Path, options: DemoOptions
     def record(job: _Job, status: str, *, error: str | None = None, frames: int | None = None,
                people: int | None = None, seconds: float = 0.0) -> None:
         entry = {"video": job.item.name, "path": str(job.item.path.absolute()),
-                 "status": status,
-                 "error": error, "frames": frames, "people": people,
+                 "status": status, "error": error, "frames": frames, "people": people,
                  "seconds": round(seconds, 3), "settings_hash": job.settings,
-                 "boxes_digest": job.boxes_digest,
-                 "rank": info.rank, "time": time.time()}
+                 "boxes_digest": job.boxes_digest, "rank": info.rank, "time": time.time()}
         manifest.write(entry)
         report.records.append(entry)
         log(status, entry)
@@ -451,12 +449,13 @@ def run_rank(videos: Sequence[VideoItem], output_dir: Path, options: DemoOptions
             job_options = replace(options, boxes=str(boxes) if boxes else None)
             job = _Job(item, job_options, settings, file_digest(boxes) if boxes else None,
                        output_dir / item.name)
-            digest = file_digest(item.path) if item.path.is_file() else None
             before = previous.get(item.name)
             failed_before = before is not None and before.get("status") == "failed" and \
                 before.get("settings_hash") == job.settings and \
                 before.get("boxes_digest") == job.boxes_digest
-            if results_complete(job.output, job.settings, digest, job.boxes_digest):
+            if (job.output / SUMMARY).is_file() and item.path.is_file() and \
+                    results_complete(job.output, job.settings, file_digest(item.path),
+                                     job.boxes_digest):
                 if not retry_failed:
                     summary = json.loads((job.output / SUMMARY).read_text())
                     record(job, "skipped", frames=summary["input"].get("num_frames"),
