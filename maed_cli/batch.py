@@ -90,18 +90,6 @@ def rank_info(environ: dict[str, str] | None = None) -> RankInfo:
     return info
 
 
-def rank_device(device: str, local_rank: int) -> str:
-    """--device for this rank: auto/cuda become this rank's own GPU (LOCAL_RANK)."""
-    name = (device or "auto").lower()
-    if name in ("auto", "cuda"):
-        import torch
-        if torch.cuda.is_available():
-            index = local_rank % torch.cuda.device_count()
-            torch.cuda.set_device(index)
-            return f"cuda:{index}"
-    return device
-
-
 # --- which videos --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -505,7 +493,7 @@ def _process(todo: list[_Job], loaded, detector, record) -> None:
         except Exception as exc:
             _release_gpu_memory()
             record(job, "failed", error=describe_error(exc),
-                   seconds=time.perf_counter() - started + prepared.timings["detect_track"])
+                   seconds=time.perf_counter() - prepared.started)
             continue
         record(job, "done", frames=report.summary["input"]["num_frames"],
                people=len(report.tracks), seconds=report.summary["timings_s"]["total"])

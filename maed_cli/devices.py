@@ -24,6 +24,16 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
+def device_for_rank(name: str | None, local_rank: int) -> str:
+    """--device for one of several processes on a node (torchrun/Slurm LOCAL_RANK): auto and
+    cuda become that process's own GPU, and it is made the current one; others unchanged."""
+    if (name or "auto").strip().lower() in ("auto", "cuda") and torch.cuda.is_available():
+        index = local_rank % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return f"cuda:{index}"
+    return name or "auto"
+
+
 def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
     """auto | fp32 | bf16 | fp16 -> torch.dtype (auto: bf16 on a GPU that has it, else fp32)."""
     name = (name or "auto").strip().lower()

@@ -59,6 +59,7 @@ def batch(
     detector. Re-running the same command skips finished videos; see the README.
     """
     from .. import batch as lib
+    from ..devices import device_for_rank
     from ..errors import InputError
 
     if summary is not None:
@@ -72,7 +73,7 @@ def batch(
 
     info = lib.rank_info()
     options = demo_options(start=start, end=end, fps=fps,
-                           device=lib.rank_device(device, info.local_rank), dtype=dtype,
+                           device=device_for_rank(device, info.local_rank), dtype=dtype,
                            batch_size=batch_size, interp=interp, crop_scale=crop_scale,
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
                            detector_weights=detector_weights, focal=focal, no_cache=no_cache)
