@@ -203,7 +203,8 @@ def _read_list(path: Path) -> list[Path]:
         if not line or line.startswith("#"):
             continue
         entry = Path(line).expanduser()
-        entries.append(entry if entry.is_absolute() else (path.parent / entry).absolute())
+        entry = entry if entry.is_absolute() else path.parent.absolute() / entry
+        entries.append(Path(os.path.normpath(entry)))  # no ".." in the result names
     if not entries:
         raise InputError(f"{path}: lists no videos (one path per line)")
     return entries

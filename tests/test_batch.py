@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from maed_cli.batch import (VideoItem, collect_videos, latest_records, rank_info,
-                            read_manifests, shard)
+                            read_manifests, remove_stale_parts, shard, terminate_as_exit)
 from maed_cli.cli import main
 from maed_cli.model import MAED, save_checkpoint
 from maed_cli.results import ARRAY_KEYS, load_results
@@ -126,6 +126,21 @@ def test_collect_folder_glob_and_list(videos, tmp_path):
         by_folder[:3]
 
 
+def test_stale_temporary_folders_removed_and_sigterm_exits(tmp_path):
+    out = tmp_path / "sub" / "a.mp4"
+    stale = [tmp_path / "sub" / ".a.mp4.x1y2.part", tmp_path / "sub" / ".a.mp4.old"]
+    other = tmp_path / "sub" / ".b.mp4.x1y2.part"  # another video's: not ours to remove
+    for folder in (*stale, other):
+        (folder / "tracks").mkdir(parents=True)
+    remove_stale_parts(out)
+    assert not any(f.exists() for f in stale) and other.is_dir()
+    with pytest.raises(SystemExit) as exit_info, terminate_as_exit():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is not terminate_as_exit._handler
+
+
 # --- end to end ----------------------------------------------------------------------------
 
 def test_two_ranks_torchrun_each_video_once_same_as_demo(videos, home, tmp_path, capsys):
@@ -214,6 +229,12 @@ def test_kill_resume_corrupt_and_retry(videos, home, tmp_path, capsys):
     # no visible results folder is partial; only hidden temporary folders may remain
     for summary in out.rglob("*.mp4"):
         assert summary.is_dir() and (summary / "summary.json").is_file()
+    # the summary names the videos nobody has attempted yet
+    capsys.readouterr()
+    assert main(["batch", "--summary", str(out)]) == 1
+    merged = json.loads((out / "summary.json").read_text())
+    assert merged["counts"]["missing"] == 7 - len(latest_records(first)) >= 1
+    assert merged["complete"] == len(done_first)
 
     # the same command again completes exactly the missing videos
     ranks = [plain_rank(videos, [listing], out, k, 2) for k in (0, 1)]
