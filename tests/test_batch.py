@@ -8,6 +8,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -139,6 +140,41 @@ def test_stale_temporary_folders_removed_and_sigterm_exits(tmp_path):
         time.sleep(5)  # the handler interrupts this
     assert exit_info.value.code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is not terminate_as_exit._handler
+
+
+def test_next_video_first_pass_overlaps_current_network(monkeypatch, tmp_path):
+    import maed_cli.batch as batch
+    from maed_cli.errors import InputError
+    from maed_cli.pipeline import DemoOptions
+    events = []
+
+    def fake_prepare(path, output, options, detector=None):
+        events.append(("prepare", path.name))
+        if path.name == "bad.mp4":
+            raise InputError("bad.mp4: the video is corrupt")
+        return SimpleNamespace(name=path.name, started=time.perf_counter())
+
+    def fake_finish(prepared, model, body, checkpoint_info=None, on_results=None):
+        events.append(("network", prepared.name))
+        time.sleep(0.5)
+        events.append(("finished", prepared.name))
+        return SimpleNamespace(summary={"input": {"num_frames": 3}, "timings_s": {"total": 1}},
+                               tracks=[None])
+
+    monkeypatch.setattr(batch, "prepare_demo", fake_prepare)
+    monkeypatch.setattr(batch, "finish_demo", fake_finish)
+    jobs = [batch._Job(VideoItem(tmp_path / n, n, 1), DemoOptions(), "h", None, tmp_path / n)
+            for n in ("a.mp4", "bad.mp4", "c.mp4", "d.mp4")]
+    records = []
+    batch._process(jobs, SimpleNamespace(model=None, body=None, checkpoint_info={}), None,
+                   lambda job, status, **kw: records.append((job.item.name, status,
+                                                             kw.get("error"))))
+    assert records == [("a.mp4", "done", None),
+                       ("bad.mp4", "failed", "bad.mp4: the video is corrupt"),
+                       ("c.mp4", "done", None), ("d.mp4", "done", None)]
+    # each first pass starts before the previous video leaves the network
+    assert events.index(("prepare", "bad.mp4")) < events.index(("finished", "a.mp4"))
+    assert events.index(("prepare", "d.mp4")) < events.index(("finished", "c.mp4"))
 
 
 # --- end to end ----------------------------------------------------------------------------

@@ -52,11 +52,12 @@ def batch(
 ) -> None:
     """Run the demo on many videos; resumable, sharded over processes/GPUs.
 
-    Plain: one process. `torchrun --nproc_per_node N maed batch ...` or `srun maed batch ...`:
-    every process takes a deterministic, size-balanced share and its own GPU (LOCAL_RANK,
-    when --device is auto or cuda). Person boxes
-    can come from `<video>.boxes.json` (or .csv/.txt) next to each video instead of the
-    detector. Re-running the same command skips finished videos; see the README.
+    One process, or `torchrun --nproc_per_node N -m maed_cli batch ...` / `srun maed batch ...`:
+    each process takes a fixed, size-balanced share of the videos and its own GPU.
+
+    Boxes: a `<video>.boxes.json` (or .csv/.txt) next to a video replaces the detector for it.
+
+    Re-running the same command skips finished videos. See the README for the output layout.
     """
     from .. import batch as lib
     from ..devices import device_for_rank
