@@ -16,10 +16,10 @@ Layout of DIR:
     DIR/summary.json                     the merged manifest (latest record per video)
 
 Resume: a video whose results folder is complete for the same settings hash (and the same
-video content) is skipped; a video that failed with the same settings is left alone unless
-`retry_failed`, which then retries only those. Results folders are written to a temporary
-folder and renamed when complete, so an interrupted video leaves nothing behind but a hidden
-`.part` folder, which the next attempt removes.
+video and boxes-file content) is skipped; a video that failed with the same settings is left
+alone unless `retry_failed`, which then retries only those. Results folders are written to a
+temporary folder and renamed when complete, so an interrupted video leaves nothing behind but
+a hidden `.part` folder, which the next attempt removes.
 """
 from __future__ import annotations
 
