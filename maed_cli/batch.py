@@ -228,10 +228,13 @@ def shard(items: Sequence[VideoItem], world_size: int) -> list[list[VideoItem]]:
 _RESULT_INDEPENDENT = ("device", "batch_size", "use_cache", "boxes")
 
 
-def settings_hash(options: DemoOptions, checkpoint_info: dict, body_source: str) -> str:
+def settings_hash(options: DemoOptions, checkpoint_info: dict, body_source: str,
+                  extras: dict | None = None) -> str:
     """What the results depend on besides each video and its boxes file: the options (not
-    the device, batch size or cache), the checkpoint's sha256 and the body model."""
+    the device, batch size or cache), the checkpoint's sha256, the body model and `extras`
+    (the files asked for besides the results: --render, --export)."""
     keys = {k: v for k, v in asdict(options).items() if k not in _RESULT_INDEPENDENT}
+    keys.update(extras or {})
     keys["checkpoint"] = checkpoint_info.get("sha256", "")
     keys["body_model"] = body_source
     blob = json.dumps(keys, sort_keys=True, default=str)
@@ -406,18 +409,21 @@ def describe_error(exc: BaseException) -> str:
 
 def run_rank(videos: Sequence[VideoItem], output_dir: Path, options: DemoOptions, loaded, *,
              info: RankInfo, retry_failed: bool = False, detector=None,
-             log: Callable[[str, dict[str, Any]], None] | None = None) -> RankReport:
+             log: Callable[[str, dict[str, Any]], None] | None = None,
+             outputs: Callable | None = None, extras: dict | None = None) -> RankReport:
     """Process this rank's share of `videos` into `output_dir`.
 
     loaded: the network, body layer and checkpoint info (runner.LoadedAssets), loaded once.
     log(event, record) is called after each video (event: done/failed/skipped/left).
+    outputs(video_path, options, body) -> on_results: extra files per video (runner.
+    extra_outputs: --render, --export); extras: what they are, for the settings hash.
     """
     log = log or (lambda event, record: None)
     output_dir = Path(output_dir)
     share = shard(videos, info.world_size)[info.rank]
     report = RankReport(info, len(share))
     settings = settings_hash(options, loaded.checkpoint_info,
-                             getattr(loaded.body, "source", ""))
+                             getattr(loaded.body, "source", ""), extras)
     previous = latest_records(read_manifests(output_dir))
     manifest = Manifest(output_dir / f"manifest-rank{info.rank}.jsonl")
 
@@ -456,20 +462,24 @@ def run_rank(videos: Sequence[VideoItem], output_dir: Path, options: DemoOptions
                     log("left", {"video": item.name, "error": before.get("error")})
             else:
                 todo.append(job)
-        _process(todo, loaded, detector, record)
+        _process(todo, loaded, detector, record, outputs)
     finally:
         manifest.close()
     return report
 
 
-def _process(todo: list[_Job], loaded, detector, record) -> None:
+def _process(todo: list[_Job], loaded, detector, record, outputs=None) -> None:
     def prepare(job: _Job) -> PreparedInput:
         return prepare_demo(job.item.path, job.output, job.options, detector=detector)
 
     def mark(job: _Job) -> Callable:
+        extra = outputs(job.item.path, job.options, loaded.body) if outputs else None
+
         def on_results(tmp: Path, tracks, summary: dict) -> None:
             summary["batch"] = {"settings_hash": job.settings,
                                 "boxes_digest": job.boxes_digest}
+            if extra is not None:
+                extra(tmp, tracks, summary)
         return on_results
 
     pending = _Prefetch(lambda: prepare(todo[0])) if todo else None

@@ -87,6 +87,40 @@ def stage_progress(console: Console, quiet: bool = False) -> Iterator:
         yield update
 
 
+def extra_outputs(render: bool = False, export: str | None = None, *, smpl=None,
+                  console: Console | None = None, quiet: bool = False):
+    """--render and --export of the demo (and batch): checked now, before any work (OpenGL,
+    format names; one line when wrong). Returns None when neither is asked for, else
+    `make(input_path, options, body)` -> the `on_results` hook writing them into a results
+    folder before it is moved into place."""
+    formats = None
+    if render:
+        from .render import require_platform
+        require_platform()
+    if export:
+        from .export import parse_formats
+        formats = parse_formats(export)
+    if not render and not formats:
+        return None
+
+    def make(input_path, options, body):
+        hooks = []
+        if render:
+            from .render import make_overlay_hook
+            hooks.append(make_overlay_hook(input_path, options, console=console, quiet=quiet,
+                                           smpl=smpl))
+        if formats:
+            from .export import make_export_hook
+            hooks.append(make_export_hook(input_path, options, formats, body))
+
+        def on_results(folder, tracks, summary) -> None:
+            for hook in hooks:
+                hook(folder, tracks, summary)
+        return on_results
+
+    return make
+
+
 def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoint=None,
                      smpl=None, render: bool = False, export: str | None = None,
                      quiet: bool = False, console: Console | None = None,
@@ -99,25 +133,10 @@ def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoi
     output = Path(output) if output else default_output(input_path)
     check_output_writable(output)
     preflight_demo(checkpoint, options.boxes, options.detector_weights)
-    hooks = []
-    if render:
-        from .render import make_overlay_hook  # fails early, in one line, without OpenGL
-        hooks.append(make_overlay_hook(input_path, options, console=console, quiet=quiet,
-                                       smpl=smpl))
-    formats = None
-    if export:
-        from .export import parse_formats
-        formats = parse_formats(export)  # a bad format fails before any work
+    outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=quiet)
     loaded = load_model_and_body(checkpoint, smpl)
-    if formats:
-        from .export import make_export_hook
-        hooks.append(make_export_hook(input_path, options, formats, loaded.body))
-
-    def on_results(folder, tracks, summary) -> None:
-        for hook in hooks:
-            hook(folder, tracks, summary)
-
+    on_results = outputs(input_path, options, loaded.body) if outputs else None
     with stage_progress(console, quiet) as progress:
         return run_demo(input_path, output, options, loaded.model, loaded.body,
                         checkpoint_info=loaded.checkpoint_info, progress=progress,
-                        on_results=on_results if hooks else None)
+                        on_results=on_results)

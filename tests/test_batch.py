@@ -233,6 +233,14 @@ def test_two_ranks_torchrun_each_video_once_same_as_demo(videos, home, tmp_path,
     text = capsys.readouterr().out
     assert "6 of 6 complete" in text and "sub/f.mp4" in text
 
+    # asking for more files (--export) changes the settings: that video is done again
+    assert main(batch_args(videos, [videos["folder"] / "a.mp4"], out) + ["--export", "json"]) \
+        == 0
+    last = records_of(out)[-1]
+    assert (last["video"], last["status"]) == ("a.mp4", "done")
+    assert last["settings_hash"] != records[0]["settings_hash"]
+    assert (out / "a.mp4" / "export" / "joints.json").is_file()
+
 
 def test_kill_resume_corrupt_and_retry(videos, home, tmp_path, capsys):
     broken = tmp_path / "broken.mp4"

@@ -10,6 +10,11 @@ from typing import Annotated
 
 import typer
 
+RenderOpt = Annotated[bool, typer.Option(
+    "--render", help="Also write overlay.mp4: the meshes drawn on the input video.")]
+ExportOpt = Annotated[str | None, typer.Option(
+    "--export", help="Also export into DIR/export: comma-separated obj, ply, glb, bvh, csv, "
+                     "json (see `maed export --help`).")]
 DeviceOpt = Annotated[str, typer.Option(
     "--device", help="auto | cpu | cuda | cuda:N (auto: the GPU when there is one).")]
 DtypeOpt = Annotated[str, typer.Option(

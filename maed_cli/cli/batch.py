@@ -7,9 +7,9 @@ from rich.table import Table
 
 from ._app import app, console, err_console
 from ._demo_options import (BatchSizeOpt, CheckpointOpt, ConfOpt, CropScaleOpt,
-                            DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, FocalOpt, FpsOpt,
-                            InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt, SmplOpt,
-                            StartOpt, TrackerOpt, demo_options)
+                            DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
+                            FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt,
+                            RenderOpt, SmplOpt, StartOpt, TrackerOpt, demo_options)
 
 STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "missing": "yellow"}
 MAX_ROWS = 40  # beyond this, the table lists only the videos that are not complete
@@ -31,6 +31,8 @@ def batch(
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="Retry only the videos that failed before with the "
                                            "same settings (a plain re-run leaves them alone)."),
+    render: RenderOpt = False,
+    export: ExportOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     batch_size: BatchSizeOpt = None,
@@ -78,7 +80,8 @@ def batch(
                            batch_size=batch_size, interp=interp, crop_scale=crop_scale,
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
                            detector_weights=detector_weights, focal=focal, no_cache=no_cache)
-    report, synced = _run(inputs, output, options, info, checkpoint, smpl, retry_failed, quiet)
+    report, synced = _run(inputs, output, options, info, checkpoint, smpl, retry_failed, quiet,
+                          render, export)
     prefix = f"rank {info.rank}/{info.world_size}: " if info.world_size > 1 else ""
     if not quiet:
         console.print(f"{prefix}{report.count('done')} done, {report.count('skipped')} "
@@ -98,11 +101,11 @@ def batch(
 
 
 def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bool,
-         quiet: bool):
+         quiet: bool, render: bool, export: str | None):
     from .. import batch as lib
     from ..errors import AssetMissingError
     from ..pipeline import check_output_writable
-    from ..runner import load_model_and_body, preflight_demo
+    from ..runner import extra_outputs, load_model_and_body, preflight_demo
 
     videos = lib.collect_videos(inputs, exclude=output)
     check_output_writable(output)
@@ -118,6 +121,7 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
         raise AssetMissingError(f"{exc} (the detector is needed for {len(unboxed)} videos "
                                 f"without a boxes file, e.g. {unboxed[0].path.name}.boxes."
                                 "json)") from None
+    outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=True)
     output.mkdir(parents=True, exist_ok=True)
     if info.rank == 0:
         lib.write_batch_file(output, videos, info, options)
@@ -148,7 +152,8 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
                       f"(device {options.device})", highlight=False)
     with lib.terminate_as_exit():
         report = lib.run_rank(videos, output, options, loaded, info=info,
-                              retry_failed=retry_failed, detector=detector, log=log)
+                              retry_failed=retry_failed, detector=detector, log=log,
+                              outputs=outputs, extras={"render": render, "export": export})
     return report, lib.wait_for_all_ranks(info)
 
 

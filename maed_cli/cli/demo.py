@@ -6,9 +6,9 @@ import typer
 
 from ._app import app, console, err_console
 from ._demo_options import (BatchSizeOpt, CheckpointOpt, ConfOpt, CropScaleOpt,
-                            DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, FocalOpt, FpsOpt,
-                            InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt, SmplOpt,
-                            StartOpt, TrackerOpt, demo_options)
+                            DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
+                            FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt,
+                            RenderOpt, SmplOpt, StartOpt, TrackerOpt, demo_options)
 
 
 @app.command("demo")
@@ -18,11 +18,8 @@ def demo(
     output: Path = typer.Option(None, "--output", "-o",
                                 help="Results folder (default: <input-stem>_maed/ next to the "
                                      "input). Written atomically: replaced only on success."),
-    render: bool = typer.Option(False, "--render", help="Also write overlay.mp4: the meshes "
-                                                        "drawn on the input video."),
-    export: str = typer.Option(None, "--export",
-                               help="Also export into DIR/export: comma-separated obj, ply, "
-                                    "glb, bvh, csv, json (see `maed export --help`)."),
+    render: RenderOpt = False,
+    export: ExportOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     batch_size: BatchSizeOpt = None,
@@ -58,8 +55,8 @@ def demo(
                            detector_weights=detector_weights, boxes=boxes, focal=focal,
                            no_cache=no_cache)
     report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,
-                              render=render, export=export, quiet=quiet, console=console,
-                              err_console=err_console)
+                              render=render, export=export, quiet=quiet,
+                              console=console, err_console=err_console)
     if not quiet:
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
                       f"{report.output}")
