@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path
+from .devices import RankInfo, rank_info
 from .errors import InputError, MaedError
 from .pipeline import DemoOptions, PreparedInput, file_digest, finish_demo, prepare_demo
 from .results import SUMMARY
@@ -51,44 +52,6 @@ STATUSES = ("done", "skipped", "failed")
 
 
 # --- who am I ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RankInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    launcher: str = "single"  # single | torchrun | slurm
-
-    @property
-    def can_sync(self) -> bool:
-        """Whether the ranks can meet at the end (torchrun, or MASTER_ADDR/PORT exported)."""
-        return self.world_size > 1 and bool(os.environ.get("MASTER_ADDR")) and \
-            bool(os.environ.get("MASTER_PORT"))
-
-
-def rank_info(environ: dict[str, str] | None = None) -> RankInfo:
-    """This process's rank from torchrun's RANK/WORLD_SIZE/LOCAL_RANK or Slurm's
-    SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; a single process otherwise."""
-    env = os.environ if environ is None else environ
-
-    def number(name: str) -> int:
-        try:
-            return int(env[name])
-        except ValueError:
-            raise InputError(f"${name}={env[name]!r}: expected an integer") from None
-
-    if "RANK" in env and "WORLD_SIZE" in env:
-        info = RankInfo(number("RANK"), number("WORLD_SIZE"),
-                        number("LOCAL_RANK") if "LOCAL_RANK" in env else 0, "torchrun")
-    elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
-        info = RankInfo(number("SLURM_PROCID"), number("SLURM_NTASKS"),
-                        number("SLURM_LOCALID") if "SLURM_LOCALID" in env else 0, "slurm")
-    else:
-        return RankInfo()
-    if info.world_size < 1 or not 0 <= info.rank < info.world_size:
-        raise InputError(f"rank {info.rank} of {info.world_size} processes: out of range")
-    return info
-
 
 # --- which videos --------------------------------------------------------------------------
 

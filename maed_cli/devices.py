@@ -1,7 +1,9 @@
 """Devices and precisions, chosen once for every command that runs the network."""
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 
@@ -53,3 +55,51 @@ def autocast(device: torch.device, dtype: torch.dtype):
     if dtype is torch.float32:
         return nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+# --- processes (torchrun, Slurm) ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class RankInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    launcher: str = "single"  # single | torchrun | slurm
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def can_sync(self) -> bool:
+        """Whether the ranks can meet at the end (torchrun, or MASTER_ADDR/PORT exported)."""
+        return self.world_size > 1 and bool(os.environ.get("MASTER_ADDR")) and \
+            bool(os.environ.get("MASTER_PORT"))
+
+
+def rank_info(environ: dict[str, str] | None = None) -> RankInfo:
+    """This process's rank from torchrun's RANK/WORLD_SIZE/LOCAL_RANK or Slurm's
+    SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; a single process otherwise."""
+    env = os.environ if environ is None else environ
+
+    def number(name: str) -> int:
+        try:
+            return int(env[name])
+        except ValueError:
+            raise InputError(f"${name}={env[name]!r}: expected an integer") from None
+
+    if "RANK" in env and "WORLD_SIZE" in env:
+        info = RankInfo(number("RANK"), number("WORLD_SIZE"),
+                        number("LOCAL_RANK") if "LOCAL_RANK" in env else 0, "torchrun")
+    elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        info = RankInfo(number("SLURM_PROCID"), number("SLURM_NTASKS"),
+                        number("SLURM_LOCALID") if "SLURM_LOCALID" in env else 0, "slurm")
+    else:
+        return RankInfo()
+    if info.world_size < 1 or not 0 <= info.rank < info.world_size:
+        raise InputError(f"rank {info.rank} of {info.world_size} processes: out of range")
+    return info

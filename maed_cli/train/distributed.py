@@ -6,42 +6,27 @@ is a no-op. NCCL on GPUs, gloo on CPUs.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from ..devices import RankInfo, rank_info
 
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+DistInfo = RankInfo  # rank, world size, local rank: one reader for torchrun and Slurm
 
 
 def init_distributed(device_kind: str) -> DistInfo:
-    """Join the process group torchrun describes in the environment, if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    rank = int(os.environ["RANK"])
-    local = int(os.environ.get("LOCAL_RANK", rank))
+    """Join the process group torchrun (or Slurm with MASTER_ADDR/PORT) describes, if any."""
+    info = rank_info()
+    if not info.enabled:
+        return info
     if not dist.is_initialized():
         backend = "nccl" if device_kind == "cuda" and dist.is_nccl_available() else "gloo"
         if device_kind == "cuda":
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
-    return DistInfo(rank, world, local)
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+    return info
 
 
 def shutdown(info: DistInfo) -> None:
