@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -159,14 +160,15 @@ def _trace_macs(model: nn.Module, x: torch.Tensor, parts: dict[str, nn.Module]
 
 
 def _count(name: str, model: nn.Module, x: torch.Tensor, parts: dict[str, nn.Module],
-           frames: int, interp: int, **extra: Any) -> NetworkCount:
+           frames: int, interp: int, rest: str = "other", **extra: Any) -> NetworkCount:
+    """Count `model(x)`; whatever lies outside `parts` is reported as one row named `rest`."""
     total_macs, part_macs = _trace_macs(model, x, parts)
     total_params = sum(p.numel() for p in model.parameters())
     rows = []
     for part_name, module in parts.items():
         rows.append(PartCount(part_name, sum(p.numel() for p in module.parameters()),
                               part_macs[part_name]))
-    rows.append(PartCount("other", total_params - sum(r.params for r in rows),
+    rows.append(PartCount(rest, total_params - sum(r.params for r in rows),
                           total_macs - sum(r.macs for r in rows)))
     return NetworkCount(name=name, frames=frames, interp=interp,
                         network_frames=x.shape[1], params=total_params,
@@ -174,7 +176,8 @@ def _count(name: str, model: nn.Module, x: torch.Tensor, parts: dict[str, nn.Mod
 
 
 def maed_parts(model: MAED) -> dict[str, nn.Module]:
-    """The parts the report breaks MAED down into ('other' = embeddings, final LN, pre_logits)."""
+    """The parts the report breaks MAED down into; the rest ('embed+head') is the cls/pos/temp
+    embeddings, the final LayerNorm and pre_logits."""
     return {"backbone": model.encoder.patch_embed.backbone,
             "projection": model.encoder.patch_embed.proj,
             "blocks": model.encoder.blocks,
@@ -193,7 +196,7 @@ def count_maed(blocks: int = 6, frames: int = 16, interp: int = 1,
         model = MAED(num_blocks=blocks, st_mode=st_mode).eval()
         x = torch.empty(1, t, 3, IMAGE_SIZE, IMAGE_SIZE)
     return _count(f"MAED-{blocks}", model, x, maed_parts(model), frames, interp,
-                  blocks=blocks, st_mode=st_mode)
+                  rest="embed+head", blocks=blocks, st_mode=st_mode)
 
 
 def vibe_parts(model: VIBELike) -> dict[str, nn.Module]:
@@ -270,9 +273,8 @@ def time_calls(fn: Callable[[], Any], device: torch.device, warmup: int, iters: 
 
 
 def _peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 1024.0 / (1024.0 if rss > 1 << 32 else 1.0)
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024.0  # bytes there, KiB here
 
 
 def measure_speed(model: nn.Module, name: str, *, batch_size: int, frames: int,

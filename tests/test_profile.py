@@ -66,7 +66,7 @@ def test_parts_add_up_and_match_hand_counts(maed6_16):
     temporal = 2 * n * t * d                         # the same over T frames per token
     gate = (2 * d) ** 2                              # ts_attn on the pooled token
     assert parts["blocks"].macs == 6 * t * (linears + spatial + temporal + gate)
-    assert parts["other"].macs == t * d * d          # pre_logits
+    assert parts["embed+head"].macs == t * d * d          # pre_logits
     assert abs(parts["backbone"].macs / t / 1e9 - 3.933) < 0.001  # = ResNet-50's trunk
     assert c.gmacs_per_frame == pytest.approx(c.gmacs_per_clip / 16)
 

@@ -43,6 +43,9 @@ def _counts_table(count, title: str) -> Table:
         share = part.macs / count.macs_per_clip if count.macs_per_clip else 0.0
         table.add_row(part.name, f"{part.params / 1e6:.3f} M", f"{part.macs / 1e9:.2f}",
                       f"{part.macs / 1e9 / count.frames:.3f}", f"{share:.1%}")
+    if any(part.name == "embed+head" for part in count.parts):
+        table.caption = "embed+head: cls/pos/temp embeddings, final LayerNorm, pre_logits"
+        table.caption_justify = "left"
     table.add_section()
     table.add_row("[bold]total[/]", f"[bold]{count.params / 1e6:.3f} M[/]",
                   f"[bold]{count.gmacs_per_clip:.2f}[/]", f"[bold]{count.gmacs_per_frame:.3f}[/]",
@@ -53,7 +56,7 @@ def _counts_table(count, title: str) -> Table:
 def _clip_words(count) -> str:
     if count.interp == 1:
         return f"{count.frames} frames"
-    return (f"{count.frames} frames, every {count.interp}th through the network "
+    return (f"{count.frames} frames, 1 in {count.interp} through the network "
             f"({count.network_frames} network frames)")
 
 
@@ -162,9 +165,12 @@ def profile(
     if vibe is not None:
         console.print()
         console.print(_counts_table(vibe, f"VIBE-shaped network, one clip of {_clip_words(vibe)}"))
-        paper = f" (paper: {vibe.paper_gmacs:.1f} G)" if vibe.paper_gmacs is not None else ""
+        if vibe.paper_gmacs is not None:
+            console.print(f"paper (supplementary Table 3): {vibe.paper_gmacs:.1f} G — here "
+                          f"{vibe.gmacs_per_clip:.1f} G "
+                          f"({vibe.gmacs_per_clip / vibe.paper_gmacs - 1:+.1%})")
         console.print(f"MAED / VIBE: {maed.macs_per_clip / vibe.macs_per_clip:.2f}× the MACs, "
-                      f"{maed.params / vibe.params:.2f}× the parameters{paper}")
+                      f"{maed.params / vibe.params:.2f}× the parameters")
     console.print(f"[dim]{CONVENTION}[/]")
     if speed:
         console.print()

@@ -171,7 +171,9 @@ class Bottleneck(nn.Module):
         x = self.norm1(self.conv1(x))
         x = self.norm2(self.conv2(x))
         x = self.norm3(self.conv3(x))
-        return F.relu(x + shortcut, inplace=True)
+        # In place: GroupNorm's backward needs its input, not its output, so this is safe
+        # under autograd too, and it spares a large allocation per block.
+        return F.relu(x.add_(shortcut), inplace=True)
 
 
 class ResNetStage(nn.Module):
