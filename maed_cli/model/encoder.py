@@ -129,7 +129,7 @@ class SpatioTemporalAttention(nn.Module):
             pooled = torch.cat([x_s.mean(dim=1, keepdim=True), x_t.mean(dim=1, keepdim=True)],
                                dim=-1)  # (B, 1, 2C)
             gate = self.ts_attn(pooled).reshape(batch, 1, dim, 2).softmax(dim=-1)
-            x = x_s * gate[..., 0] + x_t * gate[..., 1]
+            x = torch.addcmul(x_s * gate[..., 0], x_t, gate[..., 1])  # x_s g0 + x_t g1
         elif self.st_mode == "series":
             x_s = self._spatial(q, k, v)
             x = self._temporal(*self._qkv(x_s), seqlen)
@@ -150,8 +150,10 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, seqlen: int) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), seqlen)
-        return x + self.mlp(self.norm2(x))
+        # The residual is added into the fresh Linear outputs (their backward needs only
+        # their inputs), which spares one (B, L, C) allocation per branch.
+        x = self.attn(self.norm1(x), seqlen).add_(x)
+        return self.mlp(self.norm2(x)).add_(x)
 
 
 class PreLogits(nn.Module):
