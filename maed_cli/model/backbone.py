@@ -34,8 +34,14 @@ class StdConv2dSame(nn.Conv2d):
 
     mean and the biased std are taken per output channel over (in, kh, kw). This is the
     formula the MAED checkpoint was trained with (current timm uses sqrt(var + eps) instead).
-    In eval mode under no-grad the standardised weight is cached and reused until the raw
-    weight changes (its version counter moves), so inference pays for it once.
+
+    Inference never recomputes it per forward:
+    - in eval mode under no-grad the standardised weight is cached and reused until the raw
+      weight changes (its version counter moves);
+    - `freeze_standardization()` (called by `model.inference.prepare_for_inference`) stores
+      it once in a non-persistent buffer, which follows `.to(device/dtype/memory_format)` and
+      has no Python-side checks, so `torch.compile` sees a plain convolution. It is dropped by
+      `train()` and by loading a state_dict; the checkpoint keeps the raw weight.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -44,8 +50,16 @@ class StdConv2dSame(nn.Conv2d):
                          bias=False)
         self.eps = eps
         self._cache: tuple[int, int, torch.device, torch.dtype, torch.Tensor] | None = None
+        self.register_buffer("frozen_weight", None, persistent=False)
+
+    def _standardize(self, w: torch.Tensor) -> torch.Tensor:
+        mean = w.mean(dim=(1, 2, 3), keepdim=True)
+        std = w.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        return (w - mean) / (std + self.eps)
 
     def standardized_weight(self) -> torch.Tensor:
+        if self.frozen_weight is not None and not self.training:
+            return self.frozen_weight
         w = self.weight
         cacheable = not self.training and not torch.is_grad_enabled()
         if cacheable and self._cache is not None:
@@ -53,23 +67,49 @@ class StdConv2dSame(nn.Conv2d):
             if (ptr == w.data_ptr() and version == w._version and device == w.device
                     and dtype == w.dtype):
                 return cached
-        mean = w.mean(dim=(1, 2, 3), keepdim=True)
-        std = w.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
-        standardized = (w - mean) / (std + self.eps)
+        standardized = self._standardize(w)
         if cacheable:
             self._cache = (w.data_ptr(), w._version, w.device, w.dtype, standardized.detach())
         else:
             self._cache = None
         return standardized
 
+    @torch.no_grad()
+    def freeze_standardization(self) -> None:
+        """Compute the standardised weight once (in the raw weight's dtype, layout, device)."""
+        w = self.weight
+        frozen = self._standardize(w.float()).to(w.dtype)
+        if w.is_contiguous(memory_format=torch.channels_last):
+            frozen = frozen.contiguous(memory_format=torch.channels_last)
+        self.frozen_weight = frozen
+        self._cache = None
+
+    def unfreeze_standardization(self) -> None:
+        self.frozen_weight = None
+
     def train(self, mode: bool = True):
         self._cache = None
+        if mode:
+            self.frozen_weight = None
         return super().train(mode)
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._cache = None
+        self.frozen_weight = None
+        super()._load_from_state_dict(*args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pad_same(x, self.kernel_size[0], self.stride[0], self.dilation[0])
-        return F.conv2d(x, self.standardized_weight(), None, self.stride, 0, self.dilation,
-                        self.groups)
+        kernel, stride, dilation = self.kernel_size[0], self.stride[0], self.dilation[0]
+        top, bottom = same_padding(x.shape[-2], kernel, stride, dilation)
+        left, right = same_padding(x.shape[-1], kernel, stride, dilation)
+        if top == bottom and left == right:
+            # Symmetric (every stride-1 conv): let the conv pad, no padded copy of x.
+            padding: tuple[int, int] = (top, left)
+        else:
+            x = F.pad(x, (left, right, top, bottom))
+            padding = (0, 0)
+        return F.conv2d(x, self.standardized_weight(), None, self.stride, padding,
+                        self.dilation, self.groups)
 
 
 class MaxPool2dSame(nn.Module):
@@ -131,7 +171,9 @@ class Bottleneck(nn.Module):
         x = self.norm1(self.conv1(x))
         x = self.norm2(self.conv2(x))
         x = self.norm3(self.conv3(x))
-        return F.relu(x + shortcut, inplace=True)
+        # In place: GroupNorm's backward needs its input, not its output, so this is safe
+        # under autograd too, and it spares a large allocation per block.
+        return F.relu(x.add_(shortcut), inplace=True)
 
 
 class ResNetStage(nn.Module):

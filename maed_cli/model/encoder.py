@@ -94,11 +94,16 @@ class SpatioTemporalAttention(nn.Module):
         batch, heads, tokens, d = q.shape
         n = batch // seqlen
 
-        def to_time(t: torch.Tensor) -> torch.Tensor:  # (B,H,L,d) -> (N,H,L,T,d)
-            return t.reshape(n, seqlen, heads, tokens, d).permute(0, 2, 3, 1, 4)
+        # (B,H,L,d) -> (N, H*L, T, d): a 4-D batch of T-long sequences. Merging H and L costs
+        # one copy (the permuted view is not contiguous anyway); in exchange the fused CPU/GPU
+        # kernels take it, and torch.compile (2.14) gives wrong shapes for strided 5-D input.
+        def to_time(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(n, seqlen, heads, tokens, d).permute(0, 2, 3, 1, 4).reshape(
+                n, heads * tokens, seqlen, d)
 
-        out = attend(to_time(q), to_time(k), to_time(v), self.scale)  # (N, H, L, T, d)
-        return out.permute(0, 3, 2, 1, 4).reshape(batch, tokens, heads * d)
+        out = attend(to_time(q), to_time(k), to_time(v), self.scale)  # (N, H*L, T, d)
+        out = out.reshape(n, heads, tokens, seqlen, d).permute(0, 3, 2, 1, 4)  # (N,T,L,H,d)
+        return out.reshape(batch, tokens, heads * d)
 
     def _coupled(self, q, k, v, seqlen: int) -> torch.Tensor:
         batch, heads, tokens, d = q.shape
@@ -120,9 +125,11 @@ class SpatioTemporalAttention(nn.Module):
             x_s = self._spatial(q, k, v)
             x_t = self._temporal(q, k, v, seqlen)
             batch, _, dim = x_s.shape
-            pooled = torch.cat([x_s, x_t], dim=-1).mean(dim=1, keepdim=True)  # (B, 1, 2C)
+            # token-mean of [x_s, x_t] without materialising the (B, L, 2C) concatenation
+            pooled = torch.cat([x_s.mean(dim=1, keepdim=True), x_t.mean(dim=1, keepdim=True)],
+                               dim=-1)  # (B, 1, 2C)
             gate = self.ts_attn(pooled).reshape(batch, 1, dim, 2).softmax(dim=-1)
-            x = x_s * gate[..., 0] + x_t * gate[..., 1]
+            x = torch.addcmul(x_s * gate[..., 0], x_t, gate[..., 1])  # x_s g0 + x_t g1
         elif self.st_mode == "series":
             x_s = self._spatial(q, k, v)
             x = self._temporal(*self._qkv(x_s), seqlen)
@@ -143,8 +150,10 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, seqlen: int) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), seqlen)
-        return x + self.mlp(self.norm2(x))
+        # The residual is added into the fresh Linear outputs (their backward needs only
+        # their inputs), which spares one (B, L, C) allocation per branch.
+        x = self.attn(self.norm1(x), seqlen).add_(x)
+        return self.mlp(self.norm2(x)).add_(x)
 
 
 class PreLogits(nn.Module):

@@ -1,0 +1,178 @@
+"""The fast inference path, shared by demo, eval and profile.
+
+`prepare_for_inference` turns a loaded network into its inference form (eval, no grads, weight
+standardisation computed once, channels-last convolutions, optional `torch.compile`);
+`autocast` gives the reduced-precision context for a device; `forward_batched` runs many clips
+(e.g. one per track) through the network `batch_size` at a time.
+
+All of it keeps the network's math: fp32 on either layout gives the reference outputs to
+float rounding (tests/test_profile.py checks this against the plain model).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import sys
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from .backbone import StdConv2dSame
+
+DType = Literal["fp32", "bf16", "fp16"]
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16,
+                                  "fp16": torch.float16}
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N' -> torch.device.
+
+    Raises InputError for a CUDA device that is not there, so the CLI prints one line.
+    """
+    if isinstance(name, torch.device):
+        return name
+    text = str(name).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU here "
+                             "(use --device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"device {name!r}: there are only {torch.cuda.device_count()} "
+                             "CUDA device(s)")
+    elif device.type != "cpu":
+        raise InputError(f"device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """'fp32' | 'bf16' | 'fp16' -> torch dtype; fp16 needs CUDA (CPU fp16 kernels are slow)."""
+    if name not in DTYPES:
+        raise InputError(f"unknown dtype {name!r}: use one of {', '.join(DTYPES)}")
+    if name == "fp16" and device.type != "cuda":
+        raise InputError("fp16 runs on CUDA only; on CPU use fp32 or bf16")
+    return DTYPES[name]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed precision for `dtype` on `device` (weights stay fp32); fp32 -> a no-op context.
+
+    Under autocast the matmuls and convolutions run in bf16/fp16 while norms, softmax and
+    reductions stay in fp32, which keeps the rotations and the gate well conditioned.
+    """
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+_ALLOCATOR_TUNED = False
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory in the process for reuse (glibc only); True when it took effect.
+
+    Every forward allocates the same large activations again. By default glibc serves blocks
+    above 128 KiB-32 MiB with fresh `mmap`s and returns them on free, so each forward pays a
+    page fault per 4 KiB of activations (about 5 % of MAED's CPU time on a VM). Raising the
+    mmap and trim thresholds lets freed blocks be reused instead — the usual advice of
+    jemalloc/tcmalloc for PyTorch on CPU, without another library. The process then keeps
+    its peak memory until it exits, which suits a command that runs the network to the end.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_mmap_threshold, 1 << 30) == 1 and mallopt(m_trim_threshold, 2**31 - 1) == 1
+    _ALLOCATOR_TUNED = ok
+    return ok
+
+
+def freeze_weight_standardization(model: nn.Module) -> int:
+    """Compute every StdConv's standardised weight once; returns how many convs were frozen."""
+    frozen = 0
+    for module in model.modules():
+        if isinstance(module, StdConv2dSame):
+            module.freeze_standardization()
+            frozen += 1
+    return frozen
+
+
+def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu",
+                          channels_last: bool = True, compile: bool = False,
+                          compile_mode: str | None = None,
+                          tune_allocator: bool = True) -> nn.Module:
+    """Put a loaded network in its fast inference form and return the module to call.
+
+    - eval mode and `requires_grad_(False)` (no autograd bookkeeping);
+    - moved to `device`; convolution weights and activations channels-last when asked (the
+      layout oneDNN and cuDNN run fastest; the input is converted by the first conv);
+    - weight standardisation computed once here instead of at every forward (call this after
+      loading the weights);
+    - `torch.compile(model, mode=compile_mode)` when `compile` is set; on CPU it enables
+      Inductor's weight freezing. The first call then compiles (tens of seconds to minutes)
+      and each new input shape compiles again;
+    - on CPU with `tune_allocator`, `tune_cpu_allocator()` (freed activations are reused
+      rather than page-faulted in again at every forward; process-wide).
+
+    Weights stay fp32: use `autocast(device, dtype)` around the forward for bf16/fp16.
+    """
+    device = resolve_device(device)
+    if device.type == "cpu" and tune_allocator:
+        tune_cpu_allocator()
+    model = model.eval().requires_grad_(False).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    freeze_weight_standardization(model)
+    if compile:
+        if device.type == "cpu":
+            import torch._inductor.config as inductor_config
+
+            inductor_config.freezing = True  # constant-fold weights, prepack oneDNN kernels
+        model = torch.compile(model, mode=compile_mode)
+    return model
+
+
+def iter_batches(clips: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """(N, T, ...) -> successive (<=batch_size, T, ...) views along N."""
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    for start in range(0, clips.shape[0], batch_size):
+        yield clips[start:start + batch_size]
+
+
+@torch.no_grad()
+def forward_batched(model: nn.Module, clips: torch.Tensor, batch_size: int = 8,
+                    dtype: torch.dtype = torch.float32,
+                    device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
+    """Run N clips (e.g. the clips of all tracks of a window) `batch_size` at a time.
+
+    clips (N, T, 3, 224, 224) on any device -> dict of (N, T, ...) fp32 tensors on the CPU.
+    Batching across tracks fills the GPU (or the CPU's GEMMs) better than one clip at a time.
+    """
+    if device is None:
+        device = next(model.parameters()).device
+    device = resolve_device(device)
+    outputs: dict[str, list[torch.Tensor]] = {}
+    for batch in iter_batches(clips, batch_size):
+        with autocast(device, dtype):
+            out = model(batch.to(device, non_blocking=True))
+        for key, value in out.items():
+            outputs.setdefault(key, []).append(value.float().cpu())
+    return {key: torch.cat(values) for key, values in outputs.items()}
