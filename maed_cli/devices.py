@@ -12,8 +12,13 @@ from .errors import InputError
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """auto | cpu | cuda | cuda:N -> torch.device (auto: the GPU when there is one)."""
+def resolve_device(name: "str | torch.device | None") -> torch.device:
+    """auto | cpu | cuda | cuda:N -> torch.device (auto: the GPU when there is one).
+
+    A missing or unknown device is an InputError, so the CLI prints one line.
+    """
+    if isinstance(name, torch.device):
+        return name
     name = (name or "auto").strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -21,8 +26,15 @@ def resolve_device(name: str | None) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise InputError(f"--device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA GPU is available here (use --device cpu)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: no CUDA GPU is available here (use --device "
+                             "cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: there are only {torch.cuda.device_count()} "
+                             "CUDA device(s)")
+    elif device.type != "cpu":
+        raise InputError(f"--device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
     return device
 
 
@@ -37,7 +49,10 @@ def device_for_rank(name: str | None, local_rank: int) -> str:
 
 
 def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
-    """auto | fp32 | bf16 | fp16 -> torch.dtype (auto: bf16 on a GPU that has it, else fp32)."""
+    """auto | fp32 | bf16 | fp16 -> torch.dtype (auto: bf16 on a GPU that has it, else fp32).
+
+    fp16 needs CUDA (CPU fp16 kernels are slow); bf16 autocast works on recent CPUs too.
+    """
     name = (name or "auto").strip().lower()
     if name == "auto":
         if device.type == "cuda":
@@ -45,13 +60,17 @@ def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
         return torch.float32
     if name not in DTYPES:
         raise InputError(f"--dtype {name!r}: use auto, fp32, bf16 or fp16")
-    if DTYPES[name] is not torch.float32 and device.type != "cuda":
-        raise InputError(f"--dtype {name}: half precision needs a CUDA device here")
+    if name == "fp16" and device.type != "cuda":
+        raise InputError("--dtype fp16 runs on CUDA only; on the CPU use fp32 or bf16")
     return DTYPES[name]
 
 
 def autocast(device: torch.device, dtype: torch.dtype):
-    """Mixed-precision context for `dtype` (nothing for fp32)."""
+    """Mixed precision for `dtype` on `device` (weights stay fp32); fp32 -> a no-op context.
+
+    Under autocast the matmuls and convolutions run in bf16/fp16 while norms, softmax and
+    reductions stay in fp32, which keeps the rotations and the gate well conditioned.
+    """
     if dtype is torch.float32:
         return nullcontext()
     return torch.autocast(device.type, dtype=dtype)

@@ -31,6 +31,7 @@ from .clips import interpolate_outputs, plan_clips
 from .devices import autocast, resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
+from .model.inference import prepare_for_inference
 from .results import TrackResult, save_summary, save_track
 from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
 from .video.detect import DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector
@@ -410,7 +411,7 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
     p, options, clock = prepared, prepared.options, prepared.clock
     meta, tracklets = p.source.meta, p.tracklets
     device = resolve_device(options.device)
-    model = model.to(device).eval()
+    model = prepare_for_inference(model, device)  # eval, frozen StdConv, channels-last
     body = body.to(device)
     theta = run_network(p.source, tracklets, model, options, device, progress, clock)
     t = time.perf_counter()

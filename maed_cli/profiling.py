@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import InputError
 from .model.encoder import MAX_FRAMES, StMode
-from .model.inference import autocast
+from .devices import autocast
 from .model.maed import MAED
 from .model.vibe import VIBELike
 

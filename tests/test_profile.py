@@ -11,8 +11,9 @@ from maed_cli.errors import InputError
 from maed_cli.model import MAED
 from maed_cli.model.backbone import StdConv2dSame
 from maed_cli.model.encoder import SpatioTemporalAttention
+from maed_cli.devices import resolve_device, resolve_dtype
 from maed_cli.model.inference import (forward_batched, freeze_weight_standardization,
-                                      prepare_for_inference, resolve_device, resolve_dtype)
+                                      prepare_for_inference)
 from maed_cli.model.vibe import VIBELike
 from maed_cli.profiling import (count_maed, count_vibe, matmul_peak_flops, measure_speed,
                                 network_frames)

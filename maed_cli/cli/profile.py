@@ -195,7 +195,8 @@ def _measure(sizes, blocks, st_mode, maed, vibe, device_name, dtype_name, channe
     from rich.progress import Progress
 
     from ..model import MAED
-    from ..model.inference import prepare_for_inference, resolve_device, resolve_dtype
+    from ..devices import resolve_device, resolve_dtype
+    from ..model.inference import prepare_for_inference
     from ..model.vibe import VIBELike
     from ..profiling import measure_speed
 

@@ -21,6 +21,7 @@ from ..clips import ClipPlan, interpolate_outputs, plan_clips
 from ..data.evalset import EvalSet
 from ..devices import autocast, resolve_dtype
 from ..errors import InputError
+from ..model.inference import prepare_for_inference
 from ..video.crop import IMAGENET_MEAN, IMAGENET_STD, crop_images, crop_regions
 from .protocol import Predictions
 
@@ -85,7 +86,7 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
     and cam (N, T, 3) — MAED, or anything with its interface.
     """
     device = torch.device(device)
-    model = model.to(device).eval()
+    model = prepare_for_inference(model, device)  # eval, frozen StdConv, channels-last
     tracks = evalset.tracks()
     starts = [a for _, a, _ in tracks]
     plans: list[ClipPlan] = [plan_clips(b - a, interp=interp) for _, a, b in tracks]

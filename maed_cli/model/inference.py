@@ -20,58 +20,11 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..devices import autocast, resolve_device
 from ..errors import InputError
 from .backbone import StdConv2dSame
 
 DType = Literal["fp32", "bf16", "fp16"]
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16,
-                                  "fp16": torch.float16}
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N' -> torch.device.
-
-    Raises InputError for a CUDA device that is not there, so the CLI prints one line.
-    """
-    if isinstance(name, torch.device):
-        return name
-    text = str(name).strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU here "
-                             "(use --device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"device {name!r}: there are only {torch.cuda.device_count()} "
-                             "CUDA device(s)")
-    elif device.type != "cpu":
-        raise InputError(f"device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
-    return device
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """'fp32' | 'bf16' | 'fp16' -> torch dtype; fp16 needs CUDA (CPU fp16 kernels are slow)."""
-    if name not in DTYPES:
-        raise InputError(f"unknown dtype {name!r}: use one of {', '.join(DTYPES)}")
-    if name == "fp16" and device.type != "cuda":
-        raise InputError("fp16 runs on CUDA only; on CPU use fp32 or bf16")
-    return DTYPES[name]
-
-
-def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """Mixed precision for `dtype` on `device` (weights stay fp32); fp32 -> a no-op context.
-
-    Under autocast the matmuls and convolutions run in bf16/fp16 while norms, softmax and
-    reductions stay in fp32, which keeps the rotations and the gate well conditioned.
-    """
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 _ALLOCATOR_TUNED = False
