@@ -106,8 +106,8 @@ def profile(
     dtype: str = typer.Option("fp32", "--dtype",
                               help="fp32, or bf16/fp16 autocast (fp16: CUDA only)."),
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last",
-                                       help="Channels-last convolutions (faster on CPU and "
-                                            "GPU)."),
+                                       help="Channels-last convolutions (the layout oneDNN and "
+                                            "cuDNN run fastest)."),
     compile_model: bool = typer.Option(
         False, "--compile",
         help="torch.compile the network first (the first call compiles: minutes on CPU)."),
