@@ -5,7 +5,7 @@ import pytest
 
 from maed_cli.cli import main
 
-COMMANDS = ["demo", "eval", "train", "profile", "setup", "doctor"]
+COMMANDS = ["demo", "batch", "eval", "train", "profile", "render", "export", "setup", "doctor"]
 
 
 def test_root_help_lists_every_command(capsys):
