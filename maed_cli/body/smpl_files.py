@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
+from ..data.safe_pickle import UnsafePickleError, resolve_global
 from ..errors import AssetMissingError, InputError
 
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights",
@@ -88,18 +89,6 @@ class _CsrStandIn(_SparseStandIn):
     kind = "csr"
 
 
-_NUMPY_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"),
-}
-
-
-class RefusedGlobal(pickle.UnpicklingError):
-    """The pickle names a class or function outside the allowed set."""
-
-
 _BUILTINS_ALLOWED = {"object": object, "set": set, "frozenset": frozenset, "slice": slice,
                      "complex": complex, "bytearray": bytearray}
 
@@ -108,8 +97,6 @@ class SafeSmplUnpickler(pickle.Unpickler):
     """Allows numpy arrays, chumpy stand-ins, scipy sparse stand-ins; refuses anything else."""
 
     def find_class(self, module: str, name: str):
-        if (module, name) in _NUMPY_ALLOWED:
-            return super().find_class(module, name)
         if module == "copy_reg" or module == "copyreg":
             if name == "_reconstructor":
                 return _safe_reconstructor
@@ -122,14 +109,14 @@ class SafeSmplUnpickler(pickle.Unpickler):
             if "csr" in module or name.startswith("csr"):
                 return _CsrStandIn
             return _CscStandIn
-        raise RefusedGlobal(f"refused global {module}.{name}")
+        return resolve_global(module, name)  # numpy's reconstructors, or UnsafePickleError
 
 
 def _safe_reconstructor(cls, base, state):
     """copyreg._reconstructor, limited to our stand-in classes."""
     if isinstance(cls, type) and issubclass(cls, (_ChumpyStandIn, _SparseStandIn)):
         return cls()
-    raise RefusedGlobal(f"refused to reconstruct {cls!r}")
+    raise UnsafePickleError(f"refused to reconstruct {cls!r}")
 
 
 def _plain(value: Any) -> Any:
@@ -142,7 +129,7 @@ def read_smpl_pkl(data: bytes, source: str = "SMPL file") -> dict[str, np.ndarra
     """Official or plain-array SMPL pkl bytes -> dict of arrays (official layout)."""
     try:
         raw = SafeSmplUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except RefusedGlobal as exc:
+    except UnsafePickleError as exc:
         raise InputError(f"{source}: refused to load ({exc}); an SMPL pkl holds only "
                          "arrays, chumpy objects and a sparse regressor") from None
     except Exception as exc:  # truncated or not a pickle at all

@@ -28,7 +28,9 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The file names a Python global that plain data never needs."""
 
 
-def _resolve(module: str, name: str) -> Any:
+def resolve_global(module: str, name: str) -> Any:
+    """The object a pickle names, if it is one of numpy's plain-data reconstructors; else
+    UnsafePickleError."""
     allowed = (module, name) in _ALLOWED or (module == "numpy.dtypes" and name.endswith("DType"))
     if not allowed:
         raise UnsafePickleError(f"refused to load the global {module}.{name}")
@@ -42,7 +44,7 @@ def _resolve(module: str, name: str) -> Any:
 
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        return _resolve(module, name)
+        return resolve_global(module, name)
 
 
 def load_pickle(path: str | Path, encoding: str = "latin1") -> Any:
@@ -60,7 +62,7 @@ def load_joblib(path: str | Path) -> Any:
         dispatch = jp.NumpyUnpickler.dispatch.copy()
 
         def find_class(self, module: str, name: str) -> Any:
-            return _resolve(module, name)
+            return resolve_global(module, name)
 
         def load_build(self) -> None:
             pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
