@@ -234,7 +234,7 @@ class ClipRunner:
         batch, self.queue = self.queue, []
         crops = np.stack([np.stack([work.crops[int(p)] for p in work.plan.clips[c]])
                           for work, c in batch])  # (B, T, 224, 224, 3) uint8
-        x = torch.from_numpy(normalize_crops(crops)).to(self.device, non_blocking=True)
+        x = normalize_crops(torch.from_numpy(crops).to(self.device, non_blocking=True))
         with torch.inference_mode(), autocast(self.device, self.dtype):
             out = self.model(x)
         out = {k: out[k].float().cpu() for k in ("rotmat", "betas", "cam")}
@@ -259,18 +259,18 @@ def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED
     progress("maed", 0, total)
     runner = ClipRunner(model, device, dtype, options.batch_size or auto_batch_size(device),
                         clock, lambda done: progress("maed", done, total))
-    index_of = {tid: {int(f): i for i, f in enumerate(t.frames)} for tid, t in tracklets.items()}
     last_frame = cropper.last_frame
     for frame_index, frame in clock.timed("decode", source):
         t = time.perf_counter()
-        for tid, pos, crop in cropper(frame_index, frame):
+        cropped = cropper(frame_index, frame)
+        for tid, pos, crop in cropped:
             works[tid].crops[pos] = crop
         clock.add("crop", time.perf_counter() - t)
-        for tid, work in works.items():
-            pos = index_of[tid].get(frame_index)
-            if pos is not None:
-                for c in work.ready_clips(pos):
-                    runner.add(work, c)
+        # A clip's furthest frame is one of its own, so it was just cropped: checking at the
+        # cropped positions finds every clip as soon as it is ready.
+        for tid, pos, _ in cropped:
+            for c in works[tid].ready_clips(pos):
+                runner.add(works[tid], c)
         if last_frame is None or frame_index >= last_frame:
             break
     runner.flush()

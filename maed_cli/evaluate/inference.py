@@ -22,7 +22,7 @@ from ..data.evalset import EvalSet
 from ..devices import autocast, resolve_dtype
 from ..errors import InputError
 from ..model.inference import prepare_for_inference
-from ..video.crop import IMAGENET_MEAN, IMAGENET_STD, crop_images, crop_regions
+from ..video.crop import crop_images, crop_regions, normalize_crops
 from .protocol import Predictions
 
 CROP_SCALE = 1.3  # MAED's crop: 1.3 x the db box (§3.1)
@@ -66,14 +66,6 @@ class _PoolImages(torch.utils.data.Dataset):
 
 def default_workers() -> int:
     return min(4, max(0, (os.cpu_count() or 1) - 1))
-
-
-def _normalise(crops: torch.Tensor) -> torch.Tensor:
-    """(..., 224, 224, 3) uint8 on the device -> (..., 3, 224, 224) float, ImageNet."""
-    mean = torch.as_tensor(IMAGENET_MEAN, device=crops.device)
-    std = torch.as_tensor(IMAGENET_STD, device=crops.device)
-    x = (crops.float() / 255.0 - mean) / std
-    return x.movedim(-1, -3).contiguous()
 
 
 def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cpu",
@@ -127,7 +119,7 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
         for job, crops in batch:
             crops = crops.to(device, non_blocking=True)
             clips.append(crops[torch.as_tensor(job.layout, device=device)])  # (c, T, ...)
-        x = _normalise(torch.cat(clips))
+        x = normalize_crops(torch.cat(clips))
         with torch.no_grad(), mixed:
             out = model(x)
         out = {k: out[k].float().cpu().numpy() for k in OUTPUT_KEYS}

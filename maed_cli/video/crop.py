@@ -66,11 +66,22 @@ def crop_images(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE) -
     return out
 
 
-def normalize_crops(crops: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 RGB -> (..., 3, H, W) float32, (x/255 − mean) / std (ImageNet)."""
-    x = np.asarray(crops, np.float32) * np.float32(1.0 / 255.0)
-    x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+def normalize_crops(crops):
+    """(..., H, W, 3) uint8 RGB -> (..., 3, H, W) float32, (x/255 − mean) / std (ImageNet).
+
+    A numpy array gives a numpy array; a torch tensor is normalised where it lives (on a GPU,
+    move the uint8 crops there first: a quarter of the bytes of float32).
+    """
+    if isinstance(crops, np.ndarray):
+        x = np.asarray(crops, np.float32) * np.float32(1.0 / 255.0)
+        x = (x - IMAGENET_MEAN) / IMAGENET_STD
+        return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+    import torch
+
+    mean = torch.as_tensor(IMAGENET_MEAN, device=crops.device)
+    std = torch.as_tensor(IMAGENET_STD, device=crops.device)
+    x = (crops.float() * (1.0 / 255.0) - mean) / std
+    return x.movedim(-1, -3).contiguous()
 
 
 def crop_and_normalize(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE
