@@ -3,7 +3,9 @@ against a VIBE-shaped network, in one run.
 
     python benchmarks/model_speed.py                   # CPU, fp32, 2 threads (+ GPU if present)
     python benchmarks/model_speed.py --threads 2 --iters 5 --json
-    python benchmarks/model_speed.py --no-cpu --gpu-batch 8    # GPU part only
+    python benchmarks/model_speed.py --no-cpu --json-out gpu.json   # GPU part only
+    python benchmarks/model_speed.py --no-cpu --gpu-device cpu --gpu-batch 1 --no-gpu-compile \
+        --gpu-mm-sizes 512 --iters 1 --warmup 0      # a dry run of the GPU part's code on CPU
 
 CPU part: one 16-frame clip per forward (batch 1), fp32, the inference path of
 `prepare_for_inference` (channels-last convolutions, weight standardisation done once), next
@@ -14,9 +16,11 @@ measured next to it, with MACs counted as `maed profile` does (convolutions, lin
 attention matmuls). Networks and peaks are interleaved, so a machine shared with other work
 slows both sides alike.
 
-GPU part (only when CUDA is present): frames/s of MAED-6 at 16 frames for fp32 and bf16
-(autocast), eager and `torch.compile`d, with CUDA-event timing and peak allocated memory,
-and the fp32/bf16 matmul peaks.
+GPU part (only when CUDA is present): first the agreement of fp32 (TF32 off and on) and bf16
+autocast (eager and compiled) with the official outputs of the parity fixture
+(tests/fixtures); then frames/s of MAED-6 at 16 frames, 64 clips per forward, for bf16 and
+fp32, eager and `torch.compile`d, with CUDA-event timing and peak allocated memory, and the
+bf16/fp32 matmul peaks; the same for the VIBE-shaped network.
 
 Random weights and random input: the arithmetic is the real network's. The load average is
 printed because other processes on the machine slow every figure down.
@@ -36,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from maed_cli.devices import autocast  # noqa: E402
 from maed_cli.model import MAED  # noqa: E402
 from maed_cli.model.inference import prepare_for_inference  # noqa: E402
 from maed_cli.model.vibe import VIBELike  # noqa: E402
@@ -137,34 +142,103 @@ def cpu_part(args, maed_count, vibe_count) -> dict:
     }
 
 
-def gpu_part(args, maed_count, vibe_count) -> dict:
-    gpu = torch.device("cuda")
-    out = {"device": torch.cuda.get_device_name(gpu), "batch_size": args.gpu_batch,
-           "allow_tf32": torch.backends.cuda.matmul.allow_tf32, "peaks_gflops": {}, "runs": []}
-    for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        peak = matmul_peak_flops(gpu, dtype, sizes=(4096, 8192), reps=10)
+def _save(report: dict, path: Path | None) -> None:
+    """Write the report so far (atomically), so a run stopped midway keeps what it measured."""
+    if path is None:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=float))
+    tmp.replace(path)
+
+
+def agreement_part(device: torch.device, precisions: list[str]) -> list[dict]:
+    """The parity fixture (tests/fixtures: deterministic weights and clip, outputs of the
+    official code in fp32 on CPU) run on `device` in each of `precisions` (fp32, fp32-tf32,
+    bf16, fp16, bf16-compiled); per precision the largest deviation from the official outputs
+    per output, and the largest and mean rotation error in degrees."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from parity_fill import clip_input, filled_state_dict, load_fixture
+
+    from maed_cli.body.geometry import rotmat_to_axis_angle
+
+    ref, meta = load_fixture()
+    torch.manual_seed(0)
+    model = MAED(num_blocks=meta["num_blocks"], st_mode=meta["st_mode"])
+    model.load_state_dict(filled_state_dict(model.state_dict()), strict=True)
+    model = prepare_for_inference(model, device)
+    x = clip_input(meta["seed"], meta["n"], meta["t"]).to(device)
+    dtypes = {"fp32": torch.float32, "fp32-tf32": torch.float32, "bf16": torch.bfloat16,
+              "fp16": torch.float16, "bf16-compiled": torch.bfloat16}
+    variants = [(p, dtypes[p], p != "fp32", p.endswith("compiled")) for p in precisions]
+    compiled = None
+    rows = []
+    keys = (("feature", "feature"), ("pose6d", "pose6d"), ("rotmat", "rotmat"),
+            ("betas", "shape"), ("cam", "cam"))
+    for label, dtype, tf32, use_compiled in variants:
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        if use_compiled and compiled is None:
+            compiled = torch.compile(model)
+        net = compiled if use_compiled else model
+        try:
+            with torch.inference_mode(), autocast(device, dtype):
+                out = {k: v.float().cpu() for k, v in net(x).items()}
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        row = {"label": label}
+        for ours, theirs in keys:
+            row[f"max_abs_{ours}"] = float((out[ours] - torch.from_numpy(ref[theirs])).abs().max())
+        relative = out["rotmat"].transpose(-1, -2) @ torch.from_numpy(ref["rotmat"])
+        degrees = torch.rad2deg(rotmat_to_axis_angle(relative.reshape(-1, 3, 3)).norm(dim=-1))
+        row["rotation_error_deg_max"] = float(degrees.max())
+        row["rotation_error_deg_mean"] = float(degrees.mean())
+        rows.append(row)
+    return rows
+
+
+def gpu_part(args, maed_count, vibe_count, report: dict) -> dict:
+    """Agreement with the official outputs first (quick), then frames/s: bf16 before fp32,
+    eager before compiled, MAED before VIBE, so a run cut short keeps the figures that matter
+    most. `report["gpu"]` is filled (and saved) as it goes."""
+    gpu = torch.device(args.gpu_device)
+    name = torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else str(gpu)
+    out = report["gpu"] = {
+        "device": name, "batch_size": args.gpu_batch,
+        "allow_tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "allow_tf32_cudnn": torch.backends.cudnn.allow_tf32, "peaks_gflops": {}, "runs": []}
+    out["agreement"] = {"fixture": "tests/fixtures/maed_b6_parallel_s0_n1_t16.npz",
+                        "rows": agreement_part(gpu, ["fp32", "fp32-tf32", "bf16", "fp16"])}
+    _save(report, args.json_out)
+    for dtype_name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        peak = matmul_peak_flops(gpu, dtype, sizes=args.gpu_mm_sizes, reps=10)
         out["peaks_gflops"][dtype_name] = peak / 1e9
-        for compiled in (False, True):
+        nets = [(f"MAED-{args.blocks} {dtype_name}", False)]
+        if args.gpu_compile:
+            nets.append((f"MAED-{args.blocks} {dtype_name} compiled", True))
+        nets.append((f"VIBE {dtype_name}", False))
+        for label, compiled in nets:
             torch.manual_seed(0)
-            model = prepare_for_inference(MAED(num_blocks=args.blocks), gpu, compile=compiled)
-            result = measure_speed(model, maed_count.name, batch_size=args.gpu_batch,
+            is_vibe = label.startswith("VIBE")
+            net = VIBELike() if is_vibe else MAED(num_blocks=args.blocks)
+            count = vibe_count if is_vibe else maed_count
+            model = prepare_for_inference(net, gpu, compile=compiled)
+            t0 = time.perf_counter()
+            result = measure_speed(model, count.name, batch_size=args.gpu_batch,
                                    frames=args.frames, device=gpu, dtype=dtype,
                                    warmup=max(args.warmup, 3), iters=max(args.iters, 10),
-                                   macs_per_clip=maed_count.macs_per_clip)
+                                   macs_per_clip=count.macs_per_clip)
             row = _row(result, peak)
-            row["label"] = f"MAED-{args.blocks} {dtype_name}" + (" compiled" if compiled else "")
+            row["label"] = label
+            row["seconds_incl_warmup_and_compile"] = time.perf_counter() - t0
             out["runs"].append(row)
-            del model
-            torch.cuda.empty_cache()
-        model = prepare_for_inference(VIBELike(), gpu)
-        result = measure_speed(model, "VIBE", batch_size=args.gpu_batch, frames=args.frames,
-                               device=gpu, dtype=dtype, warmup=max(args.warmup, 3),
-                               iters=max(args.iters, 10), macs_per_clip=vibe_count.macs_per_clip)
-        row = _row(result, peak)
-        row["label"] = f"VIBE {dtype_name}"
-        out["runs"].append(row)
-        del model
-        torch.cuda.empty_cache()
+            _save(report, args.json_out)
+            print(f"  {label}: {row['frames_per_s']:,.0f} frames/s", flush=True)
+            del model, net
+            if gpu.type == "cuda":
+                torch.cuda.empty_cache()
+    if args.gpu_compile:  # last: a compile of its own (another input shape)
+        out["agreement"]["rows"] += agreement_part(gpu, ["bf16-compiled"])
+        _save(report, args.json_out)
     return out
 
 
@@ -182,7 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-compile", action="store_true",
                         help="torch.compile the CPU networks too (minutes of compiling)")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU part")
-    parser.add_argument("--gpu-batch", type=int, default=8, help="clips per forward on GPU")
+    parser.add_argument("--gpu-batch", type=int, default=64, help="clips per forward on GPU")
+    parser.add_argument("--gpu-device", default="cuda",
+                        help="device of the GPU part (cpu: a dry run of its code, e.g. with "
+                             "--gpu-batch 1 --no-gpu-compile)")
+    parser.add_argument("--gpu-compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time torch.compile'd MAED on the GPU (default: yes)")
+    parser.add_argument("--gpu-mm-sizes", type=int, nargs="+", default=[4096, 8192],
+                        help="square matmul sizes for the GPU peak")
+    parser.add_argument("--json-out", type=Path, default=None,
+                        help="also write the report to this file, updated after every step")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -193,8 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                                  "vibe": vibe_count.gmacs_per_clip}}
     if not args.no_cpu:
         report["cpu"] = cpu_part(args, maed_count, vibe_count)
-    if torch.cuda.is_available():
-        report["gpu"] = gpu_part(args, maed_count, vibe_count)
+        _save(report, args.json_out)
+    if args.gpu_device != "cuda" or torch.cuda.is_available():
+        gpu_part(args, maed_count, vibe_count, report)
     if args.json:
         print(json.dumps(report, indent=2, default=float))
         return 0
@@ -215,9 +299,18 @@ def main(argv: list[str] | None = None) -> int:
     if "gpu" in report:
         g = report["gpu"]
         peaks = ", ".join(f"{k} {v:,.0f}" for k, v in g["peaks_gflops"].items())
+        print(f"\nGPU {g['device']}: agreement with the official outputs "
+              f"({g['agreement']['fixture']}, official fp32 CPU), largest deviation")
+        print(f"  {'precision':<18}{'feature':>10}{'rotmat':>10}{'betas':>10}{'cam':>10}"
+              f"{'rot. max deg':>14}{'mean deg':>10}")
+        for r in g["agreement"]["rows"]:
+            print(f"  {r['label']:<18}{r['max_abs_feature']:>10.2e}{r['max_abs_rotmat']:>10.2e}"
+                  f"{r['max_abs_betas']:>10.2e}{r['max_abs_cam']:>10.2e}"
+                  f"{r['rotation_error_deg_max']:>14.3f}{r['rotation_error_deg_mean']:>10.3f}")
         _print_rows(f"GPU {g['device']}, batch {g['batch_size']} clips of {args.frames} "
                     f"frames; matmul peaks GFLOP/s: {peaks} (fraction vs the peak of the "
-                    f"same dtype; allow_tf32={g['allow_tf32']})", g["runs"])
+                    f"same dtype; TF32 matmul={g['allow_tf32_matmul']}, "
+                    f"cuDNN={g['allow_tf32_cudnn']})", g["runs"])
     else:
         print("\nGPU: none found (torch.cuda.is_available() is False); GPU part skipped")
     return 0

@@ -6,6 +6,7 @@ import torch
 from maed_cli.errors import InputError
 from maed_cli.model import MAED, count_parameters
 from maed_cli.model.decoder import ancestor_chains
+from maed_cli.model.encoder import attend, attend_short
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -128,3 +129,16 @@ def test_dropout_only_in_training():
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x)["cam"], model(x)["cam"])
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 16, 8), (1, 3, 2, 4), (7, 9, 8)])
+def test_short_sequence_attention_equals_fused(shape):
+    q, k, v = (torch.randn(shape) for _ in range(3))
+    out = attend_short(q, k, v, scale=0.3)
+    assert out.shape == q.shape
+    torch.testing.assert_close(out, attend(q, k, v, scale=0.3), atol=1e-5, rtol=1e-5)
+    # each sequence attends only within itself
+    q2 = q.clone()
+    q2.reshape(-1, *shape[-2:])[0] += 1.0
+    changed = (attend_short(q2, k, v, 0.3) != out).reshape(-1, *shape[-2:]).flatten(1)
+    assert changed[0].any() and not changed[1:].any()

@@ -1,8 +1,5 @@
 """MAED against the official code: the parity fixture in tests/fixtures (see its README)."""
 import hashlib
-import json
-import math
-import zlib
 
 import numpy as np
 import pytest
@@ -10,42 +7,12 @@ import torch
 
 from maed_cli.body.geometry import axis_angle_to_rotmat
 from maed_cli.model import MAED, count_parameters
-
-EMBEDDINGS = ("cls_token", "pos_embed", "temp_embed")
-
-
-def filled_state_dict(state: dict) -> dict:
-    """The fixture's deterministic fill rule: one generator per key seeded with CRC-32(name)."""
-    out = {}
-    for name in sorted(state):
-        t = state[name]
-        if not torch.is_floating_point(t):
-            out[name] = t.clone()
-            continue
-        g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-        r = torch.randn(tuple(t.shape), generator=g, dtype=torch.float64)
-        if name.endswith(EMBEDDINGS):
-            v = 0.02 * r
-        elif t.ndim >= 2:
-            v = r / math.sqrt(t[0].numel())
-        elif name.endswith("weight"):
-            v = 1.0 + 0.1 * r
-        else:
-            v = 0.02 * r
-        out[name] = v.to(t.dtype)
-    return out
-
-
-def clip_input(seed: int, n: int, t: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn((n, t, 3, 224, 224), generator=g, dtype=torch.float32)
+from parity_fill import clip_input, filled_state_dict, load_fixture
 
 
 @pytest.fixture(scope="module")
 def parity(request):
-    from pathlib import Path
-    ref = np.load(Path(__file__).parent / "fixtures" / "maed_b6_parallel_s0_n1_t16.npz")
-    meta = json.loads(str(ref["meta"]))
+    ref, meta = load_fixture()
     model = MAED(num_blocks=meta["num_blocks"], st_mode=meta["st_mode"])
     model.load_state_dict(filled_state_dict(model.state_dict()), strict=True)
     model.eval()

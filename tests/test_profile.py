@@ -123,7 +123,7 @@ def test_prepared_model_gives_the_plain_outputs(small_model):
     x = torch.randn(1, 2, 3, 224, 224)
     with torch.no_grad():
         reference = small_model(x)
-    fast = prepare_for_inference(MAED(**TINY), "cpu", channels_last=True)
+    fast = prepare_for_inference(MAED(**TINY), "cpu")  # channels-last by default on CPU
     fast.load_state_dict(small_model.state_dict())
     freeze_weight_standardization(fast)  # loading dropped the frozen weights
     assert not any(p.requires_grad for p in fast.parameters())

@@ -105,9 +105,10 @@ def profile(
                                     "cuda, cuda:N."),
     dtype: str = typer.Option("fp32", "--dtype",
                               help="fp32, or bf16/fp16 autocast (fp16: CUDA only)."),
-    channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last",
-                                       help="Channels-last convolutions (the layout oneDNN and "
-                                            "cuDNN run fastest)."),
+    channels_last: Optional[bool] = typer.Option(
+        None, "--channels-last/--no-channels-last",
+        help="Channels-last convolutions. Default: on CPU (oneDNN runs them fastest), off on "
+             "CUDA (PyTorch's GroupNorm copies channels-last activations to NCHW and back)."),
     compile_model: bool = typer.Option(
         False, "--compile",
         help="torch.compile the network first (the first call compiles: minutes on CPU)."),
