@@ -5,8 +5,9 @@ Two streaming passes over the input, so memory does not grow with the video's le
   2. decode -> crop each tracked person -> MAED clips as soon as all their frames are cropped
      -> free the crops no later clip needs (at most about two 128-frame pools per track).
 Then per track: clip outputs back to frame order (every frame predicted once), the body layer
-for vertices and joints, cameras converted to the full image, and one results folder written
-atomically (see maed_cli.results).
+for vertices and joints in chunks whose vertices go straight into the track's file, cameras
+converted to the full image, and one results folder written atomically (see
+maed_cli.results). The render/export hooks read the vertices back memory-mapped.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from .devices import autocast, resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
 from .model.inference import prepare_for_inference
-from .results import TrackResult, save_summary, save_track
+from .results import (TRACKS_DIR, TrackResult, load_track, open_track_file, save_summary,
+                      track_path)
 from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
 from .video.detect import DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector
 from .video.io import FrameSource, open_frames
@@ -291,28 +293,47 @@ def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED
 # --- per-track results ---------------------------------------------------------------------
 
 def build_track_result(tracklet: Tracklet, regions: np.ndarray, theta: dict[str, torch.Tensor],
-                       body: BodyModel, width: int, height: int, focal: float | None,
-                       device: torch.device, chunk: int = 256) -> TrackResult:
+                       joints: np.ndarray, width: int, height: int, focal: float | None
+                       ) -> TrackResult:
+    """Everything of one track but its vertices (those are streamed to the file, see
+    `write_track`): cameras in the full image, axis-angle pose, 2D joints."""
     rotmat, betas, cam = theta["rotmat"], theta["betas"], theta["cam"]
-    verts, joints = [], []
-    with torch.inference_mode():
-        for s in range(0, len(rotmat), chunk):
-            out = body(rotmat=rotmat[s:s + chunk].to(device), betas=betas[s:s + chunk].to(device))
-            verts.append(out.vertices.cpu())
-            joints.append(out.joints49.cpu())
-    verts_t, joints_t = torch.cat(verts), torch.cat(joints)
     regions_t = torch.from_numpy(regions).to(torch.float64)
     cam64 = cam.to(torch.float64)
     orig_cam = crop_cam_to_full(cam64, regions_t, width, height)
     focal = focal or default_focal(width, height)
     cam_t = crop_cam_to_translation(cam64, regions_t, width, height, focal)
-    joints2d = project_full_orthographic(joints_t.to(torch.float64), orig_cam, width, height)
+    joints2d = project_full_orthographic(torch.from_numpy(joints).to(torch.float64), orig_cam,
+                                         width, height)
     return TrackResult(
         track_id=int(tracklet.track_id), frame_ids=tracklet.frames, bboxes=tracklet.boxes,
         crop_boxes=regions, pred_cam=cam.numpy(), orig_cam=orig_cam.numpy(),
         cam_t=cam_t.numpy(), pose=rotmat_to_axis_angle(rotmat).reshape(-1, 72).numpy(),
-        betas=betas.numpy(), rotmat=rotmat.numpy(), verts=verts_t.numpy(),
-        joints3d=joints_t.numpy(), joints2d_img_coord=joints2d.numpy(), focal=float(focal))
+        betas=betas.numpy(), rotmat=rotmat.numpy(), joints3d=joints,
+        joints2d_img_coord=joints2d.numpy(), focal=float(focal))
+
+
+def write_track(folder: Path, tracklet: Tracklet, regions: np.ndarray,
+                theta: dict[str, torch.Tensor], body: BodyModel, width: int, height: int,
+                focal: float | None, clock: StageClock) -> TrackResult:
+    """Run the body layer over one track in chunks, streaming the vertices into its track
+    file as they come, then the rest of its arrays. Returns the track as read back, with
+    `verts` memory-mapped from the file: memory stays one chunk, however long the track."""
+    n = len(tracklet)
+    path = track_path(folder, tracklet.track_id)
+    joints = []
+    with open_track_file(path) as archive:
+        with archive.stream("verts", (n, body.v_template.shape[0], 3)) as write:
+            for verts, joints49 in clock.timed("body", body.chunks(theta["rotmat"],
+                                                                   theta["betas"])):
+                write(verts)
+                joints.append(joints49)
+        t = time.perf_counter()
+        track = build_track_result(tracklet, regions, theta, np.concatenate(joints), width,
+                                   height, focal)
+        clock.add("body", time.perf_counter() - t)
+        archive.add_track(track)
+    return load_track(path)
 
 
 # --- tracks cache --------------------------------------------------------------------------
@@ -414,41 +435,41 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
     model = prepare_for_inference(model, device)  # eval, frozen StdConv, channels-last
     body = body.to(device)
     theta = run_network(p.source, tracklets, model, options, device, progress, clock)
-    t = time.perf_counter()
-    tracks = []
-    progress("body", 0, len(tracklets))
-    for tid, tracklet in tracklets.items():
-        regions = crop_regions(tracklet.boxes, options.crop_scale)
-        tracks.append(build_track_result(tracklet, regions, theta[tid], body, meta.width,
-                                         meta.height, options.focal, device))
-        progress("body", 1, len(tracklets))
-    clock.add("body", time.perf_counter() - t)
-    timings = clock.seconds
-    summary = {
-        "maed_version": __version__,
-        "input": {"path": str(p.input_path), "kind": meta.kind, "width": meta.width,
-                  "height": meta.height, "fps": meta.fps, "stream_fps": p.source.stream_fps,
-                  "num_frames": meta.num_frames, "digest": p.digest},
-        "settings": asdict(options),
-        "checkpoint": checkpoint_info or {},
-        "body_model": getattr(body, "source", ""),
-        "device": str(device),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "tracks": [{"track_id": t.track_id, "frames": len(t),
-                    "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),
-                    "file": f"tracks/{t.file_name()}"} for t in tracks],
-        "tracks_cache": {"key": p.cache_key, "reused": p.cache_hit},
-        "timings_s": timings,
-    }
-    t = time.perf_counter()
     with atomic_dir(p.output) as tmp:
-        for track in tracks:
-            save_track(tmp, track)
+        body_before = clock.seconds.get("body", 0.0)
+        t = time.perf_counter()
+        tracks = []
+        progress("body", 0, len(tracklets))
+        for tid, tracklet in tracklets.items():
+            regions = crop_regions(tracklet.boxes, options.crop_scale)
+            tracks.append(write_track(tmp, tracklet, regions, theta.pop(tid), body, meta.width,
+                                      meta.height, options.focal, clock))
+            progress("body", 1, len(tracklets))
+        # writing is what the body layer's chunks did not take
+        clock.add("write", time.perf_counter() - t - (clock.seconds["body"] - body_before))
+        summary = {
+            "maed_version": __version__,
+            "input": {"path": str(p.input_path), "kind": meta.kind, "width": meta.width,
+                      "height": meta.height, "fps": meta.fps,
+                      "stream_fps": p.source.stream_fps, "num_frames": meta.num_frames,
+                      "digest": p.digest},
+            "settings": asdict(options),
+            "checkpoint": checkpoint_info or {},
+            "body_model": getattr(body, "source", ""),
+            "device": str(device),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__},
+            "tracks": [{"track_id": t.track_id, "frames": len(t),
+                        "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),
+                        "file": f"{TRACKS_DIR}/{t.file_name()}"} for t in tracks],
+            "tracks_cache": {"key": p.cache_key, "reused": p.cache_hit},
+            "timings_s": clock.seconds,
+        }
+        t = time.perf_counter()
         _save_cached_tracks(tmp / CACHE_DIR / p.cache_file.name, tracklets)
         if on_results is not None:
             on_results(tmp, tracks, summary)
         clock.add("write", time.perf_counter() - t)
-        timings["total"] = time.perf_counter() - p.started
+        clock.seconds["total"] = time.perf_counter() - p.started
         save_summary(tmp, summary)
     return DemoReport(output=p.output, tracks=tracks, summary=summary, cache_hit=p.cache_hit)
 

@@ -18,13 +18,22 @@ Per-track arrays (n = frames in which the person is tracked; VIBE-compatible nam
     joints2d_img_coord (n, 49, 2)  those joints projected into the image, pixels
     track_id ()               the tracker's id;  focal ()  focal length in pixels used for cam_t
 
+Track files are uncompressed .npz archives (what `np.savez` writes, readable with `np.load`).
+`maed demo` streams `verts` into its file a chunk at a time as the body layer computes them,
+and `load_track` maps `verts` from the file instead of reading it (np.memmap), so neither
+writing nor rendering/exporting holds every vertex of a long video in memory.
+
 `load_result_set` reads such a folder — or a VIBE/TCMR `*_output.pkl` (a joblib dict keyed by
 track id with VIBE's keys, no `rotmat`/`cam_t`) — into a `ResultSet`, so both can be rendered,
 exported and compared the same way. Arrays a source lacks are None.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import struct
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -74,22 +83,81 @@ class TrackResult:
         return replace(self, **arrays)
 
     def file_name(self) -> str:
-        return f"track_{self.track_id:04d}.npz"
+        return track_path("", self.track_id).name
+
+
+def track_path(folder: str | Path, track_id: int) -> Path:
+    return Path(folder) / TRACKS_DIR / f"track_{int(track_id):04d}.npz"
+
+
+class TrackArchive:
+    """An open track file, written member by member (see `open_track_file`)."""
+
+    def __init__(self, archive: zipfile.ZipFile):
+        self._archive = archive
+        self._written: set[str] = set()
+
+    def add(self, key: str, array) -> None:
+        """One whole array as member `key`."""
+        self._check_new(key)
+        with self._archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+
+    @contextlib.contextmanager
+    def stream(self, key: str, shape: tuple[int, ...], dtype=np.float32
+               ) -> Iterator[Callable[[np.ndarray], None]]:
+        """Member `key` of `shape` written in row chunks: yields `write(chunk)`; the rows
+        written must add up to shape[0] (else ValueError, and the file is not kept)."""
+        self._check_new(key)
+        dtype = np.dtype(dtype)
+        rows = 0
+        with self._archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {
+                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                "shape": tuple(int(v) for v in shape)})
+
+            def write(chunk: np.ndarray) -> None:
+                nonlocal rows
+                chunk = np.ascontiguousarray(chunk, dtype=dtype)
+                if chunk.shape[1:] != tuple(shape[1:]) or rows + len(chunk) > shape[0]:
+                    raise ValueError(f"{key}: chunk {chunk.shape} does not fit {shape} after "
+                                     f"{rows} rows")
+                member.write(chunk.tobytes())
+                rows += len(chunk)
+
+            yield write
+            if rows != shape[0]:
+                raise ValueError(f"{key}: {rows} rows written, {shape[0]} declared")
+
+    def add_track(self, track: TrackResult) -> None:
+        """Every array of `track` (float32; frame_ids int64), its id and focal length."""
+        self.add("track_id", np.int64(track.track_id))
+        self.add("frame_ids", np.asarray(track.frame_ids).astype(np.int64))
+        for key in ARRAY_KEYS[1:]:
+            value = getattr(track, key)
+            if value is not None:
+                self.add(key, np.asarray(value).astype(np.float32, copy=False))
+        if track.focal is not None:
+            self.add("focal", np.float64(track.focal))
+
+    def _check_new(self, key: str) -> None:
+        if key in self._written:
+            raise ValueError(f"{key} is already in the track file")
+        self._written.add(key)
+
+
+@contextlib.contextmanager
+def open_track_file(path: str | Path) -> Iterator[TrackArchive]:
+    """Write a track file atomically: it appears complete at `path`, or not at all."""
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            yield TrackArchive(archive)
 
 
 def save_track(folder: str | Path, track: TrackResult) -> Path:
-    path = Path(folder) / TRACKS_DIR / track.file_name()
-    arrays = {k: np.asarray(getattr(track, k)) for k in ARRAY_KEYS
-              if getattr(track, k) is not None}
-    arrays["frame_ids"] = arrays["frame_ids"].astype(np.int64)
-    for key in ARRAY_KEYS[1:]:
-        if key in arrays:
-            arrays[key] = arrays[key].astype(np.float32)
-    if track.focal is not None:
-        arrays["focal"] = np.float64(track.focal)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, track_id=np.int64(track.track_id), **arrays)
+    path = track_path(folder, track.track_id)
+    with open_track_file(path) as archive:
+        archive.add_track(track)
     return path
 
 
@@ -113,11 +181,16 @@ def _json_default(value: Any) -> Any:
 
 
 def load_track(path: str | Path) -> TrackResult:
+    """One track file; `verts` is memory-mapped from it when stored uncompressed."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            values = {k: data[k] for k in data.files}
-    except (ValueError, OSError) as exc:
+            values = {k: data[k] for k in data.files if k != "verts"}
+            if "verts" in data.files:
+                values["verts"] = _mapped_member(path, "verts.npy")
+                if values["verts"] is None:
+                    values["verts"] = data["verts"]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a maed track result ({exc})") from None
     if "track_id" not in values or "frame_ids" not in values:
         raise InputError(f"{path}: not a maed track result (no track_id/frame_ids)")
@@ -125,6 +198,33 @@ def load_track(path: str | Path) -> TrackResult:
     if "focal" in values:
         track.focal = float(values["focal"])
     return track
+
+
+def _mapped_member(path: Path, name: str) -> np.ndarray | None:
+    """A read-only np.memmap of an uncompressed .npy member of a zip/npz, or None when it
+    cannot be mapped (compressed, object dtype, empty)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)  # the local file header; its extra field may differ
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(handle)
+        if version not in readers:
+            return None
+        shape, fortran, dtype = readers[version](handle)
+        offset = handle.tell()
+    if dtype.hasobject or not shape or 0 in shape:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                     order="F" if fortran else "C")
 
 
 def load_results(folder: str | Path) -> tuple[list[TrackResult], dict[str, Any]]:
@@ -162,7 +262,7 @@ def _clean(track_id: int, arrays: dict, source: str) -> TrackResult:
         if len(value) != n:
             raise InputError(f"{source}: track {track_id}: '{key}' has {len(value)} rows but "
                              f"there are {n} frame_ids")
-        kept[key] = value.astype(np.float32)
+        kept[key] = value.astype(np.float32, copy=False)  # keeps a memory map mapped
     if "pose" in kept and "rotmat" not in kept:
         import torch
 

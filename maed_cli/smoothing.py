@@ -85,11 +85,12 @@ def smooth_track(track: TrackResult, fps: float, params: OneEuroParams = OneEuro
         if value is not None:
             new[key] = one_euro(value, t, params).astype(np.float32)
     if body is not None and "rotmat" in new and track.betas is not None:
-        with torch.no_grad():
-            out = body(rotmat=torch.as_tensor(new["rotmat"]),
-                       betas=torch.as_tensor(track.betas, dtype=torch.float32))
-        new["verts"] = out.vertices.cpu().numpy()
-        new["joints3d"] = out.joints49.cpu().numpy()
+        from .body.smpl import LazyVertices
+
+        betas = torch.as_tensor(track.betas, dtype=torch.float32)
+        # joints now, a chunk at a time; vertices when a renderer/exporter reads them
+        new["joints3d"] = np.concatenate([j for _, j in body.chunks(new["rotmat"], betas)])
+        new["verts"] = LazyVertices(body, new["rotmat"], betas)
         if image_size is not None and "orig_cam" in new:
             new["joints2d_img_coord"] = project_full_orthographic(
                 torch.as_tensor(new["joints3d"]), torch.as_tensor(new["orig_cam"]),

@@ -1,5 +1,6 @@
 """`maed demo` end to end on CPU: synthetic video, given boxes, a small random network."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +169,13 @@ def test_demo_through_the_yolo_code_path(demo_setup, synthetic_body, tmp_path, m
     first = boxes_by_frame[0][0]
     assert abs(track.bboxes[0, 0] - (first[0] + first[2]) / 2) < 3.0  # box centre kept
     assert track.verts.shape == (n, 6890, 3)
+    # The vertices were streamed into the track file in chunks and are read back mapped
+    # from it, equal to the body layer on the predicted parameters.
+    assert isinstance(track.verts.base, np.memmap)
+    assert Path(track.verts.base.filename).name == track.file_name()  # (then moved in place)
+    assert (report.output / "tracks" / track.file_name()).is_file()
+    with torch.no_grad():
+        body = synthetic_body(rotmat=torch.from_numpy(track.rotmat),
+                              betas=torch.from_numpy(track.betas))
+    np.testing.assert_allclose(track.verts, body.vertices.numpy(), atol=1e-5)
+    np.testing.assert_allclose(track.joints3d, body.joints49.numpy(), atol=1e-5)

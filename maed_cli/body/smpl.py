@@ -4,6 +4,10 @@
       -> BodyOutput(vertices (N, 6890, 3), joints49 (N, 49, 3), smpl24 (N, 24, 3),
                     joints_h36m17 (N, 17, 3) | None)   metres, float32, CPU or GPU
 
+Long sequences go through in chunks, so their vertices are never all in memory at once:
+`BodyModel.chunks(rotmat, betas)` yields numpy (vertices, joints49) a chunk at a time, and
+`LazyVertices` is an (N, 6890, 3) sequence that computes a chunk of rows when indexed.
+
 Where the SMPL model comes from (`load_body_model`), in this order: an explicit file, the
 installed `smpl/SMPL_NEUTRAL.npz` (or an official pkl in an asset folder), the neutral SMPL
 buffers stored in a MAED checkpoint, else an error saying how to fix it. The joint
@@ -12,6 +16,7 @@ for evaluation) are looked up in the same folders (a checkpoint carries the extr
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +128,65 @@ class BodyModel(nn.Module):
                 if self.J_regressor_h36m is not None else None)
         return BodyOutput(vertices=vertices, joints49=candidates[:, self.joint_map],
                           smpl24=smpl24, joints_h36m17=h36m)
+
+
+    @torch.inference_mode()
+    def chunks(self, rotmat, betas, chunk: int = 256
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(vertices (c, 6890, 3), joints49 (c, 49, 3)) float32 numpy arrays for successive
+        `chunk` rows of rotmat (N, 24, 3, 3) and betas (N, 10) (tensors or arrays, any
+        device), computed on the body model's device."""
+        device = self.v_template.device
+        rotmat, betas = torch.as_tensor(rotmat), torch.as_tensor(betas)
+        for start in range(0, len(rotmat), chunk):
+            out = self(rotmat=rotmat[start:start + chunk].to(device),
+                       betas=betas[start:start + chunk].to(device))
+            yield out.vertices.cpu().numpy(), out.joints49.cpu().numpy()
+
+
+class LazyVertices:
+    """The (N, 6890, 3) float32 vertices of a sequence, computed when read.
+
+    Indexing by one row computes (and keeps) the chunk that holds it, so reading frame after
+    frame (a renderer, an exporter) costs one body forward per `chunk` frames and memory for
+    one chunk; other indexing and `np.asarray` compute what they select."""
+
+    def __init__(self, body: BodyModel, rotmat, betas, chunk: int = 64):
+        self.body, self.chunk = body, chunk
+        self.rotmat, self.betas = torch.as_tensor(rotmat), torch.as_tensor(betas)
+        self.shape = (len(self.rotmat), self.body.v_template.shape[0], 3)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        parts = [v for v, _ in self.body.chunks(self.rotmat[rows], self.betas[rows],
+                                                self.chunk)]
+        return np.concatenate(parts) if parts else np.zeros((0, *self.shape[1:]), np.float32)
+
+    def __getitem__(self, index):
+        rest: tuple = ()
+        if isinstance(index, tuple):
+            index, rest = index[0], index[1:]
+        if isinstance(index, (int, np.integer)):
+            row = int(index) + (len(self) if index < 0 else 0)
+            if not 0 <= row < len(self):
+                raise IndexError(f"row {index} of {len(self)}")
+            start = row - row % self.chunk
+            if self._cached is None or self._cached[0] != start:
+                rows = np.arange(start, min(start + self.chunk, len(self)))
+                self._cached = (start, self._rows(rows))
+            value = self._cached[1][row - start]
+            return value[rest] if rest else value
+        value = self._rows(np.arange(len(self))[index])
+        return value[(slice(None),) + rest] if rest else value
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        full = self._rows(np.arange(len(self)))
+        return full if dtype is None else full.astype(dtype)
 
 
 def _check_regressor(array: np.ndarray, rows: int, name: str) -> None:
