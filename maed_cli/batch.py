@@ -366,7 +366,7 @@ def describe_error(exc: BaseException) -> str:
         return str(exc)
     import torch
     if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return "out of GPU memory (try a smaller --batch-size or --dtype bf16)"
+        return "out of GPU memory (try a smaller --batch-size)"
     return f"{type(exc).__name__}: {exc}"
 
 

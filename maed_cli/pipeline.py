@@ -29,10 +29,10 @@ from .body.geometry import (crop_cam_to_full, crop_cam_to_translation, default_f
                             project_full_orthographic, rotmat_to_axis_angle)
 from .body.smpl import BodyModel
 from .clips import interpolate_outputs, plan_clips
-from .devices import autocast, resolve_device, resolve_dtype
+from .devices import resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
-from .model.inference import prepare_for_inference
+from .model.inference import forward_mixed, prepare_for_inference
 from .results import (TRACKS_DIR, TrackResult, load_track, open_track_file, save_summary,
                       track_path)
 from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
@@ -53,7 +53,7 @@ class DemoOptions:
     end: str | None = None
     fps: float | None = None
     device: str = "auto"
-    dtype: str = "auto"  # auto | fp32 | bf16 | fp16 (half types on CUDA only)
+    dtype: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA only)
     batch_size: int | None = None  # clips per forward pass; None: from free memory
     interp: int = 1
     crop_scale: float = DEFAULT_BOX_SCALE
@@ -112,7 +112,7 @@ def auto_batch_size(device: torch.device) -> int:
     if device.type != "cuda":
         return 2
     free, _ = torch.cuda.mem_get_info(device)
-    per_clip = 1.2 * 2 ** 30  # measured order of magnitude for 16 frames, 6 blocks, bf16
+    per_clip = 1.2 * 2 ** 30  # order of magnitude for 16 frames, 6 blocks, half precision
     return int(max(1, min(64, free * 0.6 // per_clip)))
 
 
@@ -237,8 +237,7 @@ class ClipRunner:
         crops = np.stack([np.stack([work.crops[int(p)] for p in work.plan.clips[c]])
                           for work, c in batch])  # (B, T, 224, 224, 3) uint8
         x = normalize_crops(torch.from_numpy(crops).to(self.device, non_blocking=True))
-        with torch.inference_mode(), autocast(self.device, self.dtype):
-            out = self.model(x)
+        out = forward_mixed(self.model, x, self.device, self.dtype)
         out = {k: out[k].float().cpu() for k in ("rotmat", "betas", "cam")}
         for i, (work, c) in enumerate(batch):
             work.outputs.append((c, {k: v[i] for k, v in out.items()}))

@@ -270,3 +270,37 @@ def test_cli_user_errors_are_one_line(args, message, capsys):
     assert main(["profile", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+class _Scale(torch.nn.Module):
+    """A dict-returning network whose output overflows fp16 for large inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2, bias=False)
+        torch.nn.init.constant_(self.lin.weight, 1000.0)
+
+    def forward(self, x):
+        return {"out": self.lin(x)}
+
+
+def test_fp16_overflow_reruns_the_batch_in_fp32(recwarn):
+    from maed_cli.model import inference
+    model = _Scale()
+    cpu = torch.device("cpu")
+    small = torch.ones(3, 4)
+    out = inference.forward_mixed(model, small, cpu, torch.float16)
+    assert out["out"].dtype == torch.float16  # within range: fp16 result kept
+    inference._FELL_BACK = False
+    big = torch.full((3, 4), 100.0)  # 4 x 100 x 1000 = 400,000 > 65,504
+    out = inference.forward_mixed(model, big, cpu, torch.float16)
+    assert out["out"].dtype == torch.float32
+    torch.testing.assert_close(out["out"], torch.full((3, 2), 400_000.0))
+    assert any("fp16 overflowed" in str(w.message) for w in recwarn.list)
+
+
+def test_auto_precision_is_fp16_on_cuda_and_fp32_on_cpu():
+    from maed_cli.devices import resolve_dtype
+    assert resolve_dtype("auto", torch.device("cuda")) is torch.float16
+    assert resolve_dtype("auto", torch.device("cpu")) is torch.float32
+    assert resolve_dtype("bf16", torch.device("cpu")) is torch.bfloat16

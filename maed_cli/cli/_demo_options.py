@@ -18,8 +18,8 @@ ExportOpt = Annotated[str | None, typer.Option(
 DeviceOpt = Annotated[str, typer.Option(
     "--device", help="auto | cpu | cuda | cuda:N (auto: the GPU when there is one).")]
 DtypeOpt = Annotated[str, typer.Option(
-    "--dtype", help="auto | fp32 | bf16 | fp16 for the network (auto: bf16 on GPU, fp32 on "
-                    "CPU).")]
+    "--dtype", help="auto | fp32 | bf16 | fp16 for the network (auto: fp16 on GPU, with a "
+                    "fp32 rerun of any batch that overflows; fp32 on CPU).")]
 BatchSizeOpt = Annotated[int | None, typer.Option(
     "--batch-size", min=1, help="Clips of 16 frames per forward pass (default: from free GPU "
                                 "memory; 2 on CPU).")]

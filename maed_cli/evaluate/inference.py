@@ -19,9 +19,9 @@ from torch import nn
 
 from ..clips import ClipPlan, interpolate_outputs, plan_clips
 from ..data.evalset import EvalSet
-from ..devices import autocast, resolve_dtype
+from ..devices import resolve_dtype
 from ..errors import InputError
-from ..model.inference import prepare_for_inference
+from ..model.inference import forward_mixed, prepare_for_inference
 from ..video.crop import crop_images, crop_regions, normalize_crops
 from .protocol import Predictions
 
@@ -100,7 +100,6 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
         num_workers=workers, pin_memory=device.type == "cuda",
         persistent_workers=False, prefetch_factor=2 if workers else None)
     dtype = resolve_dtype("auto" if amp else "fp32", device)  # half precision on a GPU only
-    mixed = autocast(device, dtype)
 
     def finish_track(t: int) -> None:
         plan = plans[t]
@@ -120,8 +119,7 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
             crops = crops.to(device, non_blocking=True)
             clips.append(crops[torch.as_tensor(job.layout, device=device)])  # (c, T, ...)
         x = normalize_crops(torch.cat(clips))
-        with torch.no_grad(), mixed:
-            out = model(x)
+        out = forward_mixed(model, x, device, dtype)
         out = {k: out[k].float().cpu().numpy() for k in OUTPUT_KEYS}
         first = 0
         for job, _ in batch:

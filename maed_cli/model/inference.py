@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
@@ -106,6 +107,29 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu",
     return model
 
 
+_FELL_BACK = False
+
+
+def forward_mixed(model: nn.Module, x: torch.Tensor, device: torch.device,
+                  dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """`model(x)` under `autocast(device, dtype)` without gradients.
+
+    fp16 reaches only +-65504: a batch whose fp16 outputs are not all finite (an activation
+    overflowed) runs again in fp32, with one warning per process, instead of returning NaNs.
+    """
+    global _FELL_BACK
+    with torch.inference_mode(), autocast(device, dtype):
+        out = model(x)
+    if dtype is torch.float16 and not all(bool(torch.isfinite(v).all()) for v in out.values()):
+        if not _FELL_BACK:
+            warnings.warn("fp16 overflowed in a batch of clips; such batches run again in "
+                          "fp32 (use --dtype bf16 or fp32 to avoid the rerun)", stacklevel=2)
+            _FELL_BACK = True
+        with torch.inference_mode():
+            out = model(x)
+    return out
+
+
 def iter_batches(clips: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """(N, T, ...) -> successive (<=batch_size, T, ...) views along N."""
     if batch_size < 1:
@@ -128,8 +152,7 @@ def forward_batched(model: nn.Module, clips: torch.Tensor, batch_size: int = 8,
     device = resolve_device(device)
     outputs: dict[str, list[torch.Tensor]] = {}
     for batch in iter_batches(clips, batch_size):
-        with autocast(device, dtype):
-            out = model(batch.to(device, non_blocking=True))
+        out = forward_mixed(model, batch.to(device, non_blocking=True), device, dtype)
         for key, value in out.items():
             outputs.setdefault(key, []).append(value.float().cpu())
     return {key: torch.cat(values) for key, values in outputs.items()}
