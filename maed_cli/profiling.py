@@ -185,8 +185,12 @@ def maed_parts(model: MAED) -> dict[str, nn.Module]:
 
 
 def count_maed(blocks: int = 6, frames: int = 16, interp: int = 1,
-               st_mode: StMode = "parallel") -> NetworkCount:
-    """Parameters and MACs of MAED for one clip, traced on the meta device (about a second)."""
+               st_mode: StMode = "parallel", executed: bool = False) -> NetworkCount:
+    """Parameters and MACs of MAED for one clip, traced on the meta device (about a second).
+
+    The architecture's MACs (Table 3's convention), unless `executed`: then what this
+    implementation runs, which skips the last block's dead tokens (STEncoder.full_last_block).
+    """
     t = network_frames(frames, interp)
     if t > MAX_FRAMES and st_mode != "vanilla":
         raise InputError(
@@ -195,6 +199,7 @@ def count_maed(blocks: int = 6, frames: int = 16, interp: int = 1,
     with torch.device("meta"):
         model = MAED(num_blocks=blocks, st_mode=st_mode).eval()
         x = torch.empty(1, t, 3, IMAGE_SIZE, IMAGE_SIZE)
+    model.encoder.full_last_block = not executed
     return _count(f"MAED-{blocks}", model, x, maed_parts(model), frames, interp,
                   rest="embed+head", blocks=blocks, st_mode=st_mode)
 

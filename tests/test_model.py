@@ -142,3 +142,25 @@ def test_short_sequence_attention_equals_fused(shape):
     q2.reshape(-1, *shape[-2:])[0] += 1.0
     changed = (attend_short(q2, k, v, 0.3) != out).reshape(-1, *shape[-2:]).flatten(1)
     assert changed[0].any() and not changed[1:].any()
+
+
+@pytest.mark.parametrize("st_mode", ["parallel", "series", "coupling", "vanilla"])
+def test_skipping_the_last_blocks_dead_tokens_changes_nothing(st_mode):
+    torch.manual_seed(0)
+    model = MAED(num_blocks=2, num_heads=2, st_mode=st_mode, hidden_dim=64, embed_dim=96,
+                 backbone_layers=(1, 1, 1)).eval()
+    x = torch.randn(2, 3, 3, 224, 224)
+    with torch.no_grad():
+        pruned = model(x)
+        model.encoder.full_last_block = True
+        full = model(x)
+    for key in ("feature", "pose6d", "betas", "cam"):
+        torch.testing.assert_close(pruned[key], full[key], atol=1e-5, rtol=1e-5)
+
+
+def test_counted_macs_are_the_architectures_and_executed_ones_fewer():
+    from maed_cli.profiling import count_maed
+    counted, executed = count_maed(), count_maed(executed=True)
+    # the last block's projection and MLP for 196 of 197 tokens, per frame
+    dead = 16 * 196 * (768 * 768 + 2 * 768 * 3072)
+    assert counted.macs_per_clip - executed.macs_per_clip == dead
