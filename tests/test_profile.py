@@ -236,6 +236,10 @@ def test_cli_json_counts_with_vibe(capsys):
     assert out["params"] == 72_132_153
     assert abs(out["gmacs_per_clip"] / 100.4 - 1) < 0.03
     assert out["gmacs_per_frame"] == pytest.approx(out["gmacs_per_clip"] / 16, rel=1e-3)
+    # executed: the last block's projection and MLP for the cls token alone, 8 frames
+    dead = 8 * 196 * (768 * 768 + 2 * 768 * 3072) / 1e9
+    assert out["gmacs_executed_per_clip"] == pytest.approx(out["gmacs_per_clip"] - dead,
+                                                           abs=1e-3)
     vibe = out["vibe"]
     for key in ("params", "gmacs_per_clip", "gmacs_per_frame", "blocks", "frames", "interp"):
         assert key in vibe
