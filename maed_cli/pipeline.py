@@ -65,6 +65,7 @@ class DemoOptions:
     boxes: str | None = None
     focal: float | None = None
     use_cache: bool = True
+    compile: bool = False  # torch.compile the network (speed only; results the same)
 
     def tracking_key(self, video_digest: str) -> str:
         """What the cached detections/tracks depend on."""
@@ -219,9 +220,10 @@ class ClipRunner:
     """Batches ready clips across tracks and runs MAED on them."""
 
     def __init__(self, model: MAED, device: torch.device, dtype: torch.dtype, batch_size: int,
-                 clock: StageClock, on_done: Callable[[int], None]):
+                 clock: StageClock, on_done: Callable[[int], None], pad: bool = False):
         self.model, self.device, self.dtype, self.batch_size = model, device, dtype, batch_size
         self.clock, self.on_done = clock, on_done
+        self.pad_to = batch_size if pad else None  # one input shape for a compiled network
         self.queue: list[tuple[_TrackWork, int]] = []
 
     def add(self, work: _TrackWork, clip_index: int) -> None:
@@ -237,7 +239,7 @@ class ClipRunner:
         crops = np.stack([np.stack([work.crops[int(p)] for p in work.plan.clips[c]])
                           for work, c in batch])  # (B, T, 224, 224, 3) uint8
         x = normalize_crops(torch.from_numpy(crops).to(self.device, non_blocking=True))
-        out = forward_mixed(self.model, x, self.device, self.dtype)
+        out = forward_mixed(self.model, x, self.device, self.dtype, pad_to=self.pad_to)
         out = {k: out[k].float().cpu() for k in ("rotmat", "betas", "cam")}
         for i, (work, c) in enumerate(batch):
             work.outputs.append((c, {k: v[i] for k, v in out.items()}))
@@ -259,7 +261,7 @@ def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED
     total = sum(w.plan.num_clips for w in works.values())
     progress("maed", 0, total)
     runner = ClipRunner(model, device, dtype, options.batch_size or auto_batch_size(device),
-                        clock, lambda done: progress("maed", done, total))
+                        clock, lambda done: progress("maed", done, total), pad=options.compile)
     last_frame = cropper.last_frame
     for frame_index, frame in clock.timed("decode", source):
         t = time.perf_counter()
@@ -431,7 +433,7 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
     p, options, clock = prepared, prepared.options, prepared.clock
     meta, tracklets = p.source.meta, p.tracklets
     device = resolve_device(options.device)
-    model = prepare_for_inference(model, device)  # eval, frozen StdConv, channels-last
+    model = prepare_for_inference(model, device, compile=options.compile)
     body = body.to(device)
     theta = run_network(p.source, tracklets, model, options, device, progress, clock)
     with atomic_dir(p.output) as tmp:

@@ -179,3 +179,21 @@ def test_demo_through_the_yolo_code_path(demo_setup, synthetic_body, tmp_path, m
                               betas=torch.from_numpy(track.betas))
     np.testing.assert_allclose(track.verts, body.vertices.numpy(), atol=1e-5)
     np.testing.assert_allclose(track.joints3d, body.joints49.numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_demo_gives_the_same_results(capsys, demo_setup, installed_regressor):
+    """--compile (padded batches, one compile) changes the speed, not the results."""
+    common = ["demo", demo_setup["video"], "--boxes", demo_setup["boxes"], "--checkpoint",
+              demo_setup["ckpt"], "--smpl", demo_setup["smpl"], "--min-track", 5,
+              "--batch-size", 3, "--quiet", "--device", "cpu"]
+    plain_out, compiled_out = demo_setup["root"] / "plain", demo_setup["root"] / "compiled"
+    assert run(capsys, *common, "--output", plain_out)[0] == 0
+    code, text = run(capsys, *common, "--output", compiled_out, "--compile")
+    assert code == 0, text
+    plain, _ = load_results(plain_out)
+    compiled, summary = load_results(compiled_out)
+    assert summary["settings"]["compile"] is True
+    for a, b in zip(plain, compiled):
+        np.testing.assert_allclose(b.rotmat, a.rotmat, atol=1e-4)
+        np.testing.assert_allclose(b.verts, a.verts, atol=1e-4)

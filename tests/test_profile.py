@@ -308,3 +308,20 @@ def test_auto_precision_is_fp16_on_cuda_and_fp32_on_cpu():
     assert resolve_dtype("auto", torch.device("cuda")) is torch.float16
     assert resolve_dtype("auto", torch.device("cpu")) is torch.float32
     assert resolve_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+
+
+def test_padding_gives_the_compiled_network_one_shape():
+    from maed_cli.model import inference
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return {"out": x * 2}
+
+    x = torch.arange(6.0).reshape(3, 2)
+    out = inference.forward_mixed(Recorder(), x, torch.device("cpu"), torch.float32, pad_to=5)
+    assert seen == [5]
+    torch.testing.assert_close(out["out"], x * 2)  # the padding is dropped
+    out = inference.forward_mixed(Recorder(), x, torch.device("cpu"), torch.float32, pad_to=3)
+    assert seen == [5, 3] and out["out"].shape == (3, 2)

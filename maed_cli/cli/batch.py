@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from ._app import app, console, err_console
-from ._demo_options import (BatchSizeOpt, CheckpointOpt, ConfOpt, CropScaleOpt,
+from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, CropScaleOpt,
                             DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
                             FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt,
                             RenderOpt, SmplOpt, StartOpt, TrackerOpt, demo_options)
@@ -50,6 +50,7 @@ def batch(
     checkpoint: CheckpointOpt = None,
     smpl: SmplOpt = None,
     no_cache: NoCacheOpt = False,
+    compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run the demo on many videos; resumable, sharded over processes/GPUs.
@@ -79,7 +80,8 @@ def batch(
                            device=device_for_rank(device, info.local_rank), dtype=dtype,
                            batch_size=batch_size, interp=interp, crop_scale=crop_scale,
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
-                           detector_weights=detector_weights, focal=focal, no_cache=no_cache)
+                           detector_weights=detector_weights, focal=focal, no_cache=no_cache,
+                           compile=compile_model)
     report, synced = _run(inputs, output, options, info, checkpoint, smpl, retry_failed, quiet,
                           render, export)
     prefix = f"rank {info.rank}/{info.world_size}: " if info.world_size > 1 else ""

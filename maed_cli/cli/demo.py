@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from ._app import app, console, err_console
-from ._demo_options import (BatchSizeOpt, CheckpointOpt, ConfOpt, CropScaleOpt,
+from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, CropScaleOpt,
                             DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
                             FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt,
                             RenderOpt, SmplOpt, StartOpt, TrackerOpt, demo_options)
@@ -40,6 +40,7 @@ def demo(
     checkpoint: CheckpointOpt = None,
     smpl: SmplOpt = None,
     no_cache: NoCacheOpt = False,
+    compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Video -> tracked people -> MAED -> per-person SMPL results (and an overlay video).
@@ -53,7 +54,7 @@ def demo(
                            batch_size=batch_size, interp=interp, crop_scale=crop_scale,
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
                            detector_weights=detector_weights, boxes=boxes, focal=focal,
-                           no_cache=no_cache)
+                           no_cache=no_cache, compile=compile_model)
     report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,
                               render=render, export=export, quiet=quiet,
                               console=console, err_console=err_console)

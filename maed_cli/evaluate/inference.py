@@ -69,7 +69,7 @@ def default_workers() -> int:
 
 
 def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cpu",
-            interp: int = 1, batch_pools: int = 8, amp: bool = True,
+            interp: int = 1, batch_pools: int = 8, amp: bool = True, compile: bool = False,
             workers: int | None = None,
             progress: Callable[[int], None] | None = None) -> Predictions:
     """Per-row predictions (rotmat, betas, cam) of `model` for every row of `evalset`.
@@ -78,7 +78,7 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
     and cam (N, T, 3) — MAED, or anything with its interface.
     """
     device = torch.device(device)
-    model = prepare_for_inference(model, device)  # eval, frozen StdConv, channels-last
+    model = prepare_for_inference(model, device, compile=compile)
     tracks = evalset.tracks()
     starts = [a for _, a, _ in tracks]
     plans: list[ClipPlan] = [plan_clips(b - a, interp=interp) for _, a, b in tracks]
@@ -88,6 +88,8 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
             clips = np.flatnonzero(plan.pool_of_clip == pool)
             frames, layout = np.unique(plan.clips[clips], return_inverse=True)
             jobs.append(_PoolJob(t, clips, frames, layout.reshape(len(clips), -1)))
+    # a compiled network sees one batch shape: the largest a batch of pools can have
+    pad_to = batch_pools * max(len(job.clips) for job in jobs) if compile and jobs else None
     outputs = [{k: None for k in OUTPUT_KEYS} for _ in plans]
     remaining = [plan.num_clips for plan in plans]
     result = {"rotmat": np.zeros((len(evalset), 24, 3, 3), np.float32),
@@ -119,7 +121,7 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
             crops = crops.to(device, non_blocking=True)
             clips.append(crops[torch.as_tensor(job.layout, device=device)])  # (c, T, ...)
         x = normalize_crops(torch.cat(clips))
-        out = forward_mixed(model, x, device, dtype)
+        out = forward_mixed(model, x, device, dtype, pad_to=pad_to)
         out = {k: out[k].float().cpu().numpy() for k in OUTPUT_KEYS}
         first = 0
         for job, _ in batch:

@@ -47,6 +47,7 @@ class EvalOptions:
     workers: int | None = None
     device: str = "auto"
     amp: bool = True
+    compile: bool = False
     output: Path | None = None
     save_predictions: Path | None = None
     cache_dir: Path | None = None
@@ -159,6 +160,7 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
             task = bar.add_task("predicting", total=len(evalset))
             predictions = predict(evalset, loaded.model, device=device, interp=opts.interp,
                                   batch_pools=opts.batch_pools, amp=opts.amp,
+                                  compile=opts.compile,
                                   workers=opts.workers,
                                   progress=lambda frames: bar.advance(task, frames))
     with _progress(console, opts.quiet) as bar:
