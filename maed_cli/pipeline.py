@@ -224,12 +224,16 @@ class ClipRunner:
         self.model, self.device, self.dtype, self.batch_size = model, device, dtype, batch_size
         self.clock, self.on_done = clock, on_done
         self.pad_to = batch_size if pad else None  # one input shape for a compiled network
+        self.fp32_reruns = 0  # fp16 batches that overflowed and ran again in fp32
         self.queue: list[tuple[_TrackWork, int]] = []
 
     def add(self, work: _TrackWork, clip_index: int) -> None:
         self.queue.append((work, clip_index))
         if len(self.queue) >= self.batch_size:
             self.flush()
+
+    def _count_rerun(self) -> None:
+        self.fp32_reruns += 1
 
     def flush(self) -> None:
         if not self.queue:
@@ -239,7 +243,8 @@ class ClipRunner:
         crops = np.stack([np.stack([work.crops[int(p)] for p in work.plan.clips[c]])
                           for work, c in batch])  # (B, T, 224, 224, 3) uint8
         x = normalize_crops(torch.from_numpy(crops).to(self.device, non_blocking=True))
-        out = forward_mixed(self.model, x, self.device, self.dtype, pad_to=self.pad_to)
+        out = forward_mixed(self.model, x, self.device, self.dtype, pad_to=self.pad_to,
+                            on_rerun=self._count_rerun)
         out = {k: out[k].float().cpu() for k in ("rotmat", "betas", "cam")}
         for i, (work, c) in enumerate(batch):
             work.outputs.append((c, {k: v[i] for k, v in out.items()}))
@@ -250,9 +255,11 @@ class ClipRunner:
 
 def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED,
                 options: DemoOptions, device: torch.device, progress: Progress,
-                clock: StageClock | None = None) -> dict[int, dict[str, torch.Tensor]]:
+                clock: StageClock | None = None, stats: dict | None = None
+                ) -> dict[int, dict[str, torch.Tensor]]:
     """Stream the frames again, crop every tracked person, run the clips; per track the
-    network outputs in frame order: rotmat (n, 24, 3, 3), betas (n, 10), cam (n, 3)."""
+    network outputs in frame order: rotmat (n, 24, 3, 3), betas (n, 10), cam (n, 3).
+    `stats`, when given, receives the precision used and how many batches were rerun."""
     clock = clock or StageClock()
     dtype = resolve_dtype(options.dtype, device)
     works = {tid: _TrackWork.create(len(t), options.interp) for tid, t in tracklets.items()}
@@ -277,6 +284,8 @@ def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED
         if last_frame is None or frame_index >= last_frame:
             break
     runner.flush()
+    if stats is not None:
+        stats.update(dtype=str(dtype).removeprefix("torch."), fp32_reruns=runner.fp32_reruns)
     merged = {}
     for tid, work in works.items():
         if len(work.outputs) != work.plan.num_clips:
@@ -435,7 +444,9 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
     device = resolve_device(options.device)
     model = prepare_for_inference(model, device, compile=options.compile)
     body = body.to(device)
-    theta = run_network(p.source, tracklets, model, options, device, progress, clock)
+    precision: dict = {}
+    theta = run_network(p.source, tracklets, model, options, device, progress, clock,
+                        stats=precision)
     with atomic_dir(p.output) as tmp:
         body_before = clock.seconds.get("body", 0.0)
         t = time.perf_counter()
@@ -458,6 +469,7 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
             "checkpoint": checkpoint_info or {},
             "body_model": getattr(body, "source", ""),
             "device": str(device),
+            "precision": precision,
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "tracks": [{"track_id": t.track_id, "frames": len(t),
                         "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),

@@ -62,6 +62,7 @@ def test_demo_with_boxes_writes_every_frame_of_every_track(capsys, demo_setup,
         # the crop region is the smoothed box scaled by the crop factor, centred on it
         np.testing.assert_allclose(t.crop_boxes[:, 2], 1.35 * t.bboxes[:, 2], rtol=1e-5)
     assert summary["input"]["width"] == 320 and summary["tracks_cache"]["reused"] is False
+    assert summary["precision"] == {"dtype": "float32", "fp32_reruns": 0}
     assert summary["checkpoint"]["config"]["embed_dim"] == 96
     assert set(summary["timings_s"]) >= {"decode", "track", "crop", "network", "body", "total"}
     # Again in the fast mode: the cached tracks are reused, every frame is still there and

@@ -15,7 +15,7 @@ import ctypes
 import ctypes.util
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
@@ -111,24 +111,27 @@ _FELL_BACK = False
 
 
 def forward_mixed(model: nn.Module, x: torch.Tensor, device: torch.device,
-                  dtype: torch.dtype, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+                  dtype: torch.dtype, pad_to: int | None = None,
+                  on_rerun: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
     """`model(x)` under `autocast(device, dtype)` without gradients.
 
     fp16 reaches only +-65504: a batch whose fp16 outputs are not all finite (an activation
     overflowed) runs again in fp32, with one warning per process, instead of returning NaNs.
     `pad_to`: a smaller batch is padded (repeating its last clip) to this many clips and the
     padding dropped from the outputs, so a compiled network sees one input shape and
-    compiles once instead of again for the last, partial batch.
+    compiles once instead of again for the last, partial batch. `on_rerun` is called for
+    every batch that had to run again in fp32 (e.g. to report how many did).
     """
     n = x.shape[0]
     if pad_to is not None and n < pad_to:
         x = torch.cat([x, x[-1:].expand(pad_to - n, *x.shape[1:])])
-    out = _forward_checked(model, x, device, dtype)
+    out = _forward_checked(model, x, device, dtype, on_rerun)
     return {k: v[:n] for k, v in out.items()} if x.shape[0] != n else out
 
 
 def _forward_checked(model: nn.Module, x: torch.Tensor, device: torch.device,
-                     dtype: torch.dtype) -> dict[str, torch.Tensor]:
+                     dtype: torch.dtype, on_rerun: Callable[[], None] | None
+                     ) -> dict[str, torch.Tensor]:
     global _FELL_BACK
     with torch.inference_mode(), autocast(device, dtype):
         out = model(x)
@@ -137,6 +140,8 @@ def _forward_checked(model: nn.Module, x: torch.Tensor, device: torch.device,
             warnings.warn("fp16 overflowed in a batch of clips; such batches run again in "
                           "fp32 (use --dtype bf16 or fp32 to avoid the rerun)", stacklevel=2)
             _FELL_BACK = True
+        if on_rerun is not None:
+            on_rerun()
         with torch.inference_mode():
             out = model(x)
     return out
