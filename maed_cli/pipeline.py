@@ -61,6 +61,7 @@ class DemoOptions:
     tracker: str = "bytetrack"
     conf: float = DEFAULT_CONF
     min_size: float = DEFAULT_MIN_SIZE
+    detect_size: int = 640  # the detector's input size (pixels, longer side)
     detector_weights: str | None = None
     boxes: str | None = None
     focal: float | None = None
@@ -70,7 +71,8 @@ class DemoOptions:
     def tracking_key(self, video_digest: str) -> str:
         """What the cached detections/tracks depend on."""
         keys = {k: getattr(self, k) for k in ("start", "end", "fps", "min_track", "tracker",
-                                               "conf", "min_size", "detector_weights")}
+                                               "conf", "min_size", "detector_weights",
+                                               "detect_size")}
         if self.boxes:
             keys["boxes"] = file_digest(Path(self.boxes))
         blob = json.dumps({"video": video_digest, "v": CACHE_VERSION, **keys}, sort_keys=True)
@@ -424,7 +426,8 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     if tracklets is None:
         if not options.boxes and detector is None:
             detector = PersonDetector(options.detector_weights, conf=options.conf,
-                                      min_size=options.min_size, device=options.device)
+                                      min_size=options.min_size, imgsz=options.detect_size,
+                                      device=options.device)
         tracklets = find_tracklets(source, options, detector, progress, clock)
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "

@@ -31,3 +31,12 @@ def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "maed_cli", "--version"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "maed" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["demo", "batch"])
+def test_demo_options_in_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--detect-size", "--compile", "--dtype", "--interp", "--boxes"
+                   if command == "demo" else "--retry-failed"):
+        assert option in out

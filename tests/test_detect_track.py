@@ -93,6 +93,15 @@ def test_detector_rejects_non_person_models(yaml_model):
         PersonDetector(model=Cars(), device="cpu")
     with pytest.raises(InputError, match="--device"):
         PersonDetector(model=yaml_model, device="gpu7")
+    for size in (100, 650, 4096):
+        with pytest.raises(InputError, match="multiple of 32"):
+            PersonDetector(model=yaml_model, imgsz=size, device="cpu")
+
+
+def test_detector_input_size_is_part_of_the_tracks_cache_key():
+    from maed_cli.pipeline import DemoOptions
+    assert (DemoOptions(detect_size=480).tracking_key("v")
+            != DemoOptions().tracking_key("v") == DemoOptions(compile=True).tracking_key("v"))
 
 
 def test_offline_missing_weights_is_one_clear_line(no_network, tmp_path, monkeypatch):

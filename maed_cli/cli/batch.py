@@ -7,9 +7,10 @@ from rich.table import Table
 
 from ._app import app, console, err_console
 from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, CropScaleOpt,
-                            DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
-                            FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt,
-                            RenderOpt, SmplOpt, StartOpt, TrackerOpt, demo_options)
+                            DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt,
+                            ExportOpt, FocalOpt, FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt,
+                            NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt, TrackerOpt,
+                            demo_options)
 
 STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "missing": "yellow"}
 MAX_ROWS = 40  # beyond this, the table lists only the videos that are not complete
@@ -43,6 +44,7 @@ def batch(
     detector_weights: DetectorWeightsOpt = None,
     conf: ConfOpt = 0.5,
     min_size: MinSizeOpt = 40.0,
+    detect_size: DetectSizeOpt = 640,
     tracker: TrackerOpt = "bytetrack",
     min_track: MinTrackOpt = 25,
     crop_scale: CropScaleOpt = 1.35,
@@ -80,6 +82,7 @@ def batch(
                            device=device_for_rank(device, info.local_rank), dtype=dtype,
                            batch_size=batch_size, interp=interp, crop_scale=crop_scale,
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
+                           detect_size=detect_size,
                            detector_weights=detector_weights, focal=focal, no_cache=no_cache,
                            compile=compile_model)
     report, synced = _run(inputs, output, options, info, checkpoint, smpl, retry_failed, quiet,

@@ -6,7 +6,7 @@ import typer
 
 from ._app import app, console, err_console
 from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, CropScaleOpt,
-                            DetectorWeightsOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
+                            DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
                             FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt,
                             RenderOpt, SmplOpt, StartOpt, TrackerOpt, demo_options)
 
@@ -33,6 +33,7 @@ def demo(
     detector_weights: DetectorWeightsOpt = None,
     conf: ConfOpt = 0.5,
     min_size: MinSizeOpt = 40.0,
+    detect_size: DetectSizeOpt = 640,
     tracker: TrackerOpt = "bytetrack",
     min_track: MinTrackOpt = 25,
     crop_scale: CropScaleOpt = 1.35,
@@ -53,6 +54,7 @@ def demo(
     options = demo_options(start=start, end=end, fps=fps, device=device, dtype=dtype,
                            batch_size=batch_size, interp=interp, crop_scale=crop_scale,
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
+                           detect_size=detect_size,
                            detector_weights=detector_weights, boxes=boxes, focal=focal,
                            no_cache=no_cache, compile=compile_model)
     report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,

@@ -154,6 +154,9 @@ class PersonDetector:
             raise InputError(f"minimum box size {min_size}: must not be negative")
         if batch_size < 1:
             raise InputError(f"detector batch size {batch_size}: must be at least 1")
+        if imgsz % 32 or not 128 <= imgsz <= 2048:
+            raise InputError(f"detector input size {imgsz}: must be a multiple of 32 from 128 "
+                             f"to 2048 (e.g. 640, 480, 320)")
         self.conf = float(conf)
         self.low_conf = float(min(low_conf, conf))
         self.min_size = float(min_size)
