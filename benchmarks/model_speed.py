@@ -21,8 +21,8 @@ slows both sides alike.
 GPU part (only when CUDA is present): first the agreement of fp32 (TF32 off and on) and bf16
 autocast (eager and compiled) with the official outputs of the parity fixture
 (tests/fixtures); then frames/s of MAED-6 at 16 frames, 64 clips per forward, for bf16 and
-fp32, eager and `torch.compile`d, with CUDA-event timing and peak allocated memory, and the
-bf16/fp32 matmul peaks; the same for the VIBE-shaped network.
+fp16 and fp32, eager and `torch.compile`d, with CUDA-event timing and peak allocated memory,
+and the matmul peak of each dtype; the same for the VIBE-shaped network.
 
 Random weights and random input: the arithmetic is the real network's. The load average is
 printed because other processes on the machine slow every figure down.
@@ -215,7 +215,9 @@ def gpu_part(args, maed_count, vibe_count, report: dict) -> dict:
     out["agreement"] = {"fixture": "tests/fixtures/maed_b6_parallel_s0_n1_t16.npz",
                         "rows": agreement_part(gpu, ["fp32", "fp32-tf32", "bf16", "fp16"])}
     _save(report, args.json_out)
-    for dtype_name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+    # bf16 first (the target), then fp16 (the default for inference on CUDA), fp32
+    for dtype_name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16),
+                              ("fp32", torch.float32)):
         peak = matmul_peak_flops(gpu, dtype, sizes=args.gpu_mm_sizes, reps=10)
         out["peaks_gflops"][dtype_name] = peak / 1e9
         nets = [(f"MAED-{args.blocks} {dtype_name}", False)]
