@@ -14,22 +14,12 @@ The 49 joints come from the body layer, projected with the training camera (f = 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from ..body.geometry import axis_angle_to_rotmat, project_to_crop
 from ..body.joints import LHIP49, RHIP49
-
-
-@dataclass
-class LossWeights:
-    kp_2d: float = 300.0
-    kp_3d: float = 600.0
-    shape: float = 0.06
-    pose: float = 60.0
-    norm: float = 1.0
+from .config import LossConfig
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -49,10 +39,10 @@ def centre_on_hips(joints: torch.Tensor) -> torch.Tensor:
 class MAEDLoss(nn.Module):
     """Predictions (model output + body joints) and a batch of targets -> total and terms."""
 
-    def __init__(self, body: nn.Module, weights: LossWeights | None = None):
+    def __init__(self, body: nn.Module, weights: LossConfig | None = None):
         super().__init__()
         self.body = body
-        self.w = weights or LossWeights()
+        self.w = weights or LossConfig()
 
     def forward(self, pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
                 ) -> tuple[torch.Tensor, dict[str, float]]:

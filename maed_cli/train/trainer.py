@@ -37,7 +37,7 @@ from ..model import MAED, save_checkpoint
 from ..model.checkpoint import checkpoint_filter_fn, extract_state_dict, read_checkpoint_file
 from . import distributed as D
 from .config import TrainConfig, apply_override, config_from_dict
-from .losses import LossWeights, MAEDLoss
+from .losses import MAEDLoss
 
 # Test hook: SIGKILL this process right after the given global step (simulates a crash).
 KILL_ENV = "MAED_TRAIN_KILL_AT_STEP"
@@ -221,7 +221,7 @@ class Trainer:
         if body is None:
             body = self._load_body()
         self.body = body.to(self.device)
-        self.criterion = MAEDLoss(self.body, LossWeights(**vars(cfg.loss)))
+        self.criterion = MAEDLoss(self.body, cfg.loss)
 
         from ..data.train_datasets import build_datasets
         self.datasets = build_datasets(cfg)
