@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from ._app import app
+from ._demo_options import CompileOpt, DeviceOpt
 
 DATASETS = ("3dpw", "mpii3d", "h36m")
 SPLITS = ("test", "val")
@@ -40,14 +41,11 @@ def evaluate(
                                     "network batch (8 as in MAED: 64 clips of 16 frames)."),
     workers: int = typer.Option(None, "--workers", min=0, help="Image-loading processes "
                                 "(default: up to 4)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    device: DeviceOpt = "auto",
     amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision for the network on "
                              "a GPU (fp16, with an fp32 rerun of any batch that overflows; "
                              "ignored on CPU)."),
-    compile_model: bool = typer.Option(
-        False, "--compile", help="torch.compile the network first: on a GPU about 2.4x the "
-                                 "frames/s (measured on an H200), after a compile of a minute "
-                                 "or two; no gain measured on CPU. The results are the same."),
+    compile_model: CompileOpt = False,
     output: Path = typer.Option(None, "--output", "-o", help="Write the full report (summary, "
                                 "per-sequence breakdown, settings) as JSON."),
     save_predictions: Path = typer.Option(None, "--save-predictions", help="Write per-frame "
