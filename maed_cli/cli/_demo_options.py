@@ -1,4 +1,5 @@
-"""The options `maed demo` and `maed batch` share (`eval` takes `--device` and `--compile` too),
+"""The options `maed demo` and `maed batch` share, declared once (`eval` takes `--device` and
+`--compile` from here too).
 
 Each is an `Annotated` type, so a command lists them as `device: DeviceOpt = "auto"` and both
 commands explain them with the same words; `demo_options(...)` turns them into DemoOptions.
