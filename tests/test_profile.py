@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from maed_cli.cli import main
 from maed_cli.errors import InputError
 from maed_cli.model import MAED
-from maed_cli.model.backbone import StdConv2dSame
+from maed_cli.model.backbone import StdConv2dSame, conv_stride2_as_space_to_depth
 from maed_cli.model.encoder import SpatioTemporalAttention
 from maed_cli.devices import resolve_device, resolve_dtype
-from maed_cli.model.inference import (forward_batched, freeze_weight_standardization,
-                                      prepare_for_inference)
+from maed_cli.model.inference import (default_channels_last, forward_batched,
+                                      freeze_weight_standardization, prepare_for_inference)
 from maed_cli.model.vibe import VIBELike
 from maed_cli.profiling import (count_maed, count_vibe, matmul_peak_flops, measure_speed,
                                 network_frames)
@@ -134,6 +134,49 @@ def test_prepared_model_gives_the_plain_outputs(small_model):
         out = fast(x)
     for key in ("feature", "pose6d", "betas", "cam"):
         torch.testing.assert_close(out[key], reference[key], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("channels,kernel,size,pads", [
+    (3, 7, (224, 224), (2, 3, 2, 3)),  # the stem: SAME padding of 224 for 7x7/2
+    (3, 7, (17, 20), (1, 3, 2, 3)),  # odd padded height: a row more that nothing reads
+    (5, 4, (9, 11), (0, 0, 1, 0)),  # an even kernel, channels not a multiple of 4
+])
+def test_space_to_depth_convolution_equals_the_strided_one(channels, kernel, size, pads):
+    torch.manual_seed(0)
+    top, bottom, left, right = pads
+    x = torch.randn(2, channels, *size)
+    w = torch.randn(6, channels, kernel, kernel)
+    expected = F.conv2d(F.pad(x, (left, right, top, bottom)), w, stride=2)
+    out = conv_stride2_as_space_to_depth(x, w, top, bottom, left, right)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_space_to_depth_stem_gives_the_plain_outputs(small_model):
+    """The CUDA default, checked on CPU: the same network outputs."""
+    x = torch.randn(1, 2, 3, 224, 224)
+    with torch.no_grad():
+        reference = small_model(x)
+    fast = MAED(**TINY)
+    fast.load_state_dict(small_model.state_dict())
+    fast = prepare_for_inference(fast, "cpu", stem_space_to_depth=True)
+    assert fast.encoder.patch_embed.backbone.stem.space_to_depth
+    assert not small_model.encoder.patch_embed.backbone.stem.space_to_depth
+    with torch.inference_mode():
+        out = fast(x)
+    for key in ("feature", "pose6d", "betas", "cam"):
+        torch.testing.assert_close(out[key], reference[key], atol=1e-4, rtol=0)
+    # the CPU default keeps the 7x7/2 convolution (fewer MACs there)
+    assert not prepare_for_inference(MAED(**TINY), "cpu").encoder.patch_embed.backbone \
+        .stem.space_to_depth
+
+
+def test_channels_last_by_default_on_cpu_and_on_cuda_without_groupnorm():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    maed, vibe = MAED(**TINY), VIBELike()
+    assert default_channels_last(maed, cpu) and default_channels_last(vibe, cpu)
+    assert not default_channels_last(maed, cuda)  # GroupNorm would copy to NCHW and back
+    assert default_channels_last(vibe, cuda)  # BatchNorm
 
 
 def test_frozen_standardisation_is_the_formula_and_is_dropped_when_stale():

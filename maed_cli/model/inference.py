@@ -23,7 +23,7 @@ from torch import nn
 
 from ..devices import autocast, resolve_device
 from ..errors import InputError
-from .backbone import StdConv2dSame
+from .backbone import Stem, StdConv2dSame
 
 DType = Literal["fp32", "bf16", "fp16"]
 
@@ -68,17 +68,31 @@ def freeze_weight_standardization(model: nn.Module) -> int:
     return frozen
 
 
+def default_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """Channels-last convolutions on CPU (oneDNN runs them fastest) and, on CUDA, for networks
+    without GroupNorm: PyTorch's CUDA GroupNorm copies channels-last activations to NCHW and
+    back, which made MAED-6 1.4x slower in eager bf16 on an H200 (compiled the same), while
+    a BatchNorm ResNet (the VIBE-shaped network) runs its bf16 convolutions fastest so."""
+    if device.type == "cpu":
+        return True
+    return not any(isinstance(m, nn.GroupNorm) for m in model.modules())
+
+
 def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu",
                           channels_last: bool | None = None, compile: bool = False,
                           compile_mode: str | None = None,
-                          tune_allocator: bool = True) -> nn.Module:
+                          tune_allocator: bool = True,
+                          stem_space_to_depth: bool | None = None) -> nn.Module:
     """Put a loaded network in its fast inference form and return the module to call.
 
     - eval mode and `requires_grad_(False)` (no autograd bookkeeping);
     - moved to `device`; convolution weights and activations channels-last when asked, by
-      default on CPU only: oneDNN runs MAED's convolutions fastest so, while on CUDA
-      PyTorch's GroupNorm copies channels-last activations to NCHW and back (an H200 ran
-      64 bf16 clips 1.4x faster in NCHW eager, and the same compiled);
+      default as `default_channels_last` says (CPU; CUDA without GroupNorm);
+    - the ResNet stem's 7x7/2 convolution over RGB as a space-to-depth convolution
+      (`backbone.conv_stride2_as_space_to_depth`; the same sums), by default on CUDA only:
+      its 3 input channels leave GPU kernels far below their rate (an H200 ran 64 compiled
+      bf16 clips 6 % faster), while on CPU the rearranged kernel's 31 % more MACs cost time
+      (the stem of 16 frames took 55-67 ms against 47 on the project's 2-core VM);
     - weight standardisation computed once here instead of at every forward (call this after
       loading the weights);
     - `torch.compile(model, mode=compile_mode)` when `compile` is set; on CPU it enables
@@ -94,10 +108,15 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu",
         tune_cpu_allocator()
     model = model.eval().requires_grad_(False).to(device)
     if channels_last is None:
-        channels_last = device.type == "cpu"
+        channels_last = default_channels_last(model, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     freeze_weight_standardization(model)
+    if stem_space_to_depth is None:
+        stem_space_to_depth = device.type == "cuda"
+    for module in model.modules():
+        if isinstance(module, Stem):
+            module.space_to_depth = stem_space_to_depth
     if compile:
         if device.type == "cpu":
             import torch._inductor.config as inductor_config
