@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -39,6 +40,17 @@ def test_max_pool_pads_with_minus_infinity():
     out = MaxPool2dSame(3, 2)(x)
     assert out.shape[-2:] == (2, 2)
     assert (out == -1).all()  # zero padding would have produced 0
+
+
+@pytest.mark.parametrize("size", [(112, 112), (4, 5), (7, 9), (1, 2)])
+def test_max_pool_equals_explicit_same_padding(size):
+    """Sizes whose padding is all after (ceil_mode path) and sizes with padding before too."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, *size)
+    top, bottom = same_padding(size[0], 3, 2)
+    left, right = same_padding(size[1], 3, 2)
+    padded = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+    torch.testing.assert_close(MaxPool2dSame(3, 2)(x), F.max_pool2d(padded, 3, 2))
 
 
 def test_backbone_output_grid():

@@ -121,6 +121,12 @@ class MaxPool2dSame(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = same_padding(x.shape[-2], self.kernel_size, self.stride)
+        left, right = same_padding(x.shape[-1], self.kernel_size, self.stride)
+        if top == left == 0 and bottom < self.stride and right < self.stride:
+            # Padding only after, less than a stride (e.g. 112 -> 56): ceil_mode's last,
+            # partial windows are exactly that, with no padded copy of x.
+            return F.max_pool2d(x, self.kernel_size, self.stride, ceil_mode=True)
         x = pad_same(x, self.kernel_size, self.stride, value=float("-inf"))
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
