@@ -1,20 +1,25 @@
 """Which compiled-inference variant of MAED-6 runs fastest on this GPU, and how far each
-strays from fp32: one compile per variant, variants cumulative.
+strays from fp32: one compile per variant, each variant the default plus one change.
 
-    python benchmarks/gpu_variants.py --json-out variants.json
+    python benchmarks/gpu_variants.py --json-out variants.json          # all, in this order
+    python benchmarks/gpu_variants.py --only default gemm-autotune
     python benchmarks/gpu_variants.py --device cpu --batch 1 --frames 2 --iters 1   # dry run
 
-Variants (each adds to the one before): the stem's 7x7/2 convolution as cuDNN runs it (3
-input channels); the same as a 2x2 space-to-depth convolution (`prepare_for_inference`'s
-`stem_space_to_depth`, now the CUDA default); Inductor's coordinate-descent tuning of its
-generated kernels; then the last one in fp16. Weights are the parity fixture's deterministic
-fill; the input is random; agreement is against the same network in fp32 eager (TF32 off) on
-the same input.
+Variants: `default` (what `demo --compile` runs: bf16 autocast, NCHW, the stem's 7x7/2
+convolution over 2x2 space-to-depth blocks); `gemm-autotune` (Inductor's GEMM autotuning
+with Triton templates, so bias, GELU and residual adds can fuse into the matmuls' epilogues);
+`multi-kernel` (Inductor considers 16x longer persistent reductions and picks by timing:
+most of the trunk's GroupNorm groups, 1,568-12,544 values, then fit one kernel that reads
+its input once for statistics and normalisation, instead of a reduction and a second pass);
+`cudagraphs` (`mode="reduce-overhead"`); `stem-conv` (the stem's convolution as cuDNN runs
+it, over 3 channels); `coordinate-descent` (Inductor's tuning of its generated kernels);
+`fp16`. Weights are the parity fixture's deterministic fill; the input is random; agreement
+is against the same network in fp32 eager (TF32 off) on the same input.
 
-Tried on an H200 and dropped (benchmarks/results/h200_gpu_variants_2026-11-28.json): the
-temporal attention written as broadcast-multiply-and-sum expressions for Inductor to fuse
-(no copies of q/k/v) ran at 7,482 frames/s against 9,347 with the batched matmuls, and
-coordinate-descent tuning gained nothing over that (9,368) for a 196 s compile.
+Measured on an H200 (benchmarks/results/h200_gpu_variants_2026-11-28.json, then cumulative):
+stem-conv 8,854 frames/s, default 9,347, coordinate-descent 9,368 after a 196 s compile,
+fp16 9,302; and, dropped since, the temporal attention as broadcast-multiply-and-sum
+expressions for Inductor to fuse (no q/k/v copies): 7,482.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
+import torch._inductor.config as inductor_config  # noqa: E402
 
 from maed_cli.body.geometry import rotmat_to_axis_angle  # noqa: E402
 from maed_cli.devices import autocast  # noqa: E402
@@ -40,13 +46,15 @@ from maed_cli.profiling import time_calls  # noqa: E402
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def set_variant(model: torch.nn.Module, space_to_depth: bool, coordinate_descent: bool
-                ) -> None:
-    import torch._inductor.config as inductor_config
-
-    model.encoder.patch_embed.backbone.stem.space_to_depth = space_to_depth
-    inductor_config.coordinate_descent_tuning = coordinate_descent
-    torch._dynamo.reset()
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "gemm-autotune": {"inductor": {"max_autotune_gemm": True}},
+    "multi-kernel": {"inductor": {"triton.multi_kernel": 1}},
+    "cudagraphs": {"mode": "reduce-overhead"},
+    "stem-conv": {"space_to_depth": False},
+    "coordinate-descent": {"inductor": {"coordinate_descent_tuning": True}},
+    "fp16": {"dtype": "fp16"},
+}
 
 
 def rotation_error_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -60,8 +68,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--only", type=int, nargs="*", default=None,
-                        help="indices of the variants to run (default: all)")
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="variants to run, in this order (default: all)")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -77,37 +85,37 @@ def main() -> int:
     with torch.inference_mode():
         reference = model(x)["rotmat"].float()
 
-    variants = [("stem conv as is", "bf16", False, False),
-                ("+ stem space-to-depth", "bf16", True, False),
-                ("+ coordinate descent", "bf16", True, True),
-                ("same, fp16", "fp16", True, True)]
+    stem = model.encoder.patch_embed.backbone.stem
+    default_space_to_depth = stem.space_to_depth
     rows = []
-    for index, (label, dtype_name, s2d, coord) in enumerate(variants):
-        if args.only is not None and index not in args.only:
-            continue
-        set_variant(model, s2d, coord)
-        compiled = torch.compile(model)
+    for label in args.only:
+        variant = VARIANTS[label]
+        dtype_name = variant.get("dtype", "bf16")
         dtype = DTYPES[dtype_name]
+        stem.space_to_depth = variant.get("space_to_depth", default_space_to_depth)
+        torch._dynamo.reset()
+        compiled = torch.compile(model, mode=variant.get("mode"))
 
         def call():
             with torch.inference_mode(), autocast(device, dtype):
                 return compiled(x)
 
         t0 = time.perf_counter()
-        out = call()
+        with inductor_config.patch(variant.get("inductor", {})):  # Inductor reads it on compile
+            out = call()
         compile_s = time.perf_counter() - t0
         degrees = rotation_error_deg(out["rotmat"].float(), reference)
         times = time_calls(call, device, 2, args.iters)
         ms = statistics.median(times)
-        row = {"variant": label, "dtype": dtype_name, "space_to_depth": s2d,
-               "coordinate_descent": coord,
+        row = {"variant": label, "settings": variant, "dtype": dtype_name,
+               "space_to_depth": stem.space_to_depth,
                "ms_per_forward": ms, "ms_min": min(times),
                "frames_per_s": args.batch * args.frames * 1000.0 / ms,
                "compile_s": compile_s,
                "rotation_error_deg_mean": float(degrees.mean()),
                "rotation_error_deg_max": float(degrees.max())}
         rows.append(row)
-        print(f"{label:<24}{dtype_name:>6}{ms:>9.1f} ms{row['frames_per_s']:>10,.0f} frames/s"
+        print(f"{label:<20}{dtype_name:>6}{ms:>9.1f} ms{row['frames_per_s']:>10,.0f} frames/s"
               f"  compile {compile_s:5.0f} s  rot. err mean {row['rotation_error_deg_mean']:.2f}"
               f" max {row['rotation_error_deg_max']:.2f} deg", flush=True)
         if args.json_out is not None:
