@@ -204,8 +204,9 @@ def conv_stride2_as_space_to_depth(x: torch.Tensor, weight: torch.Tensor, top: i
     input channels up to a multiple of 4 (RGB: 3 -> 4, i.e. 16 channels after the 2x2 blocks,
     a size tensor-core kernels take without padding), the kernel a row/column up to an even
     size (7 -> 8, i.e. 4x4 over blocks), and the padded input a row/column when its padded
-    size is odd (no kept output reads it). RGB stems have 3 input channels, which GPU convolution
-    kernels pad and run far below their rate; this one has 16, at 31 % more MACs (8x8/7x7).
+    size is odd (no kept output reads it). RGB stems have 3 input channels, which GPU
+    convolution kernels pad and run far below their rate; this one has 16, at 31 % more MACs
+    (8x8 against 7x7).
     """
     channels = x.shape[1]
     extra = (-channels) % 4
@@ -238,8 +239,9 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.space_to_depth:
-            top, bottom = same_padding(x.shape[-2], 7, 2)
-            left, right = same_padding(x.shape[-1], 7, 2)
+            kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
+            top, bottom = same_padding(x.shape[-2], kernel, stride)
+            left, right = same_padding(x.shape[-1], kernel, stride)
             x = conv_stride2_as_space_to_depth(x, self.conv.standardized_weight(),
                                                top, bottom, left, right)
         else:
