@@ -8,7 +8,8 @@ strays from fp32: one compile per variant, each variant the default plus one cha
 Variants: `default` (what `demo --compile` runs: bf16 autocast, NCHW, the stem's 7x7/2
 convolution over 2x2 space-to-depth blocks); `gemm-autotune` (Inductor's GEMM autotuning
 with Triton templates, so bias, GELU and residual adds can fuse into the matmuls' epilogues);
-`multi-kernel` (Inductor considers 16x longer persistent reductions and picks by timing:
+`triton-groupnorm` (the trunk's GroupNorms, residual adds and ReLUs as one Triton kernel
+that reads each group once: benchmarks/triton_groupnorm.py); `multi-kernel` (Inductor considers 16x longer persistent reductions and picks by timing:
 most of the trunk's GroupNorm groups, 1,568-12,544 values, then fit one kernel that reads
 its input once for statistics and normalisation, instead of a reduction and a second pass);
 `cudagraphs` (`mode="reduce-overhead"`); `stem-conv` (the stem's convolution as cuDNN runs
@@ -33,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 import torch._inductor.config as inductor_config  # noqa: E402
@@ -49,6 +51,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 VARIANTS: dict[str, dict] = {
     "default": {},
     "gemm-autotune": {"inductor": {"max_autotune_gemm": True}},
+    "triton-groupnorm": {"triton_groupnorm": True},
     "multi-kernel": {"inductor": {"triton.multi_kernel": 1}},
     "cudagraphs": {"mode": "reduce-overhead"},
     "stem-conv": {"space_to_depth": False},
@@ -88,24 +91,45 @@ def main() -> int:
     stem = model.encoder.patch_embed.backbone.stem
     default_space_to_depth = stem.space_to_depth
     rows = []
+
+    def save() -> None:
+        if args.json_out is not None:
+            args.json_out.write_text(json.dumps({"device": str(device), "batch": args.batch,
+                                                 "frames": args.frames, "rows": rows},
+                                                indent=2))
+
     for label in args.only:
         variant = VARIANTS[label]
         dtype_name = variant.get("dtype", "bf16")
         dtype = DTYPES[dtype_name]
         stem.space_to_depth = variant.get("space_to_depth", default_space_to_depth)
         torch._dynamo.reset()
+        undo = None
+        if variant.get("triton_groupnorm"):
+            from triton_groupnorm import install
+
+            undo = install()
         compiled = torch.compile(model, mode=variant.get("mode"))
 
         def call():
             with torch.inference_mode(), autocast(device, dtype):
                 return compiled(x)
 
-        t0 = time.perf_counter()
-        with inductor_config.patch(variant.get("inductor", {})):  # Inductor reads it on compile
-            out = call()
-        compile_s = time.perf_counter() - t0
+        try:
+            t0 = time.perf_counter()
+            with inductor_config.patch(variant.get("inductor", {})):  # read when compiling
+                out = call()
+            compile_s = time.perf_counter() - t0
+            times = time_calls(call, device, 2, args.iters)
+        except Exception as exc:  # one broken variant must not cost the others
+            print(f"{label:<20} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            rows.append({"variant": label, "settings": variant, "error": repr(exc)[:2000]})
+            save()
+            continue
+        finally:
+            if undo is not None:
+                undo()
         degrees = rotation_error_deg(out["rotmat"].float(), reference)
-        times = time_calls(call, device, 2, args.iters)
         ms = statistics.median(times)
         row = {"variant": label, "settings": variant, "dtype": dtype_name,
                "space_to_depth": stem.space_to_depth,
@@ -118,10 +142,7 @@ def main() -> int:
         print(f"{label:<20}{dtype_name:>6}{ms:>9.1f} ms{row['frames_per_s']:>10,.0f} frames/s"
               f"  compile {compile_s:5.0f} s  rot. err mean {row['rotation_error_deg_mean']:.2f}"
               f" max {row['rotation_error_deg_max']:.2f} deg", flush=True)
-        if args.json_out is not None:
-            args.json_out.write_text(json.dumps({"device": str(device), "batch": args.batch,
-                                                 "frames": args.frames, "rows": rows},
-                                                indent=2))
+        save()
         del compiled
     return 0
 
