@@ -160,15 +160,15 @@ def test_space_to_depth_stem_gives_the_plain_outputs(small_model):
     fast = MAED(**TINY)
     fast.load_state_dict(small_model.state_dict())
     fast = prepare_for_inference(fast, "cpu", stem_space_to_depth=True)
-    assert fast.encoder.patch_embed.backbone.stem.space_to_depth
-    assert not small_model.encoder.patch_embed.backbone.stem.space_to_depth
+    assert fast.encoder.patch_embed.backbone.stem.conv.space_to_depth
+    assert not small_model.encoder.patch_embed.backbone.stem.conv.space_to_depth
     with torch.inference_mode():
         out = fast(x)
     for key in ("feature", "pose6d", "betas", "cam"):
         torch.testing.assert_close(out[key], reference[key], atol=1e-4, rtol=0)
     # the CPU default keeps the 7x7/2 convolution (fewer MACs there)
     assert not prepare_for_inference(MAED(**TINY), "cpu").encoder.patch_embed.backbone \
-        .stem.space_to_depth
+        .stem.conv.space_to_depth
 
 
 def test_channels_last_by_default_on_cpu_and_on_cuda_without_groupnorm():

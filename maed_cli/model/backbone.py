@@ -51,6 +51,9 @@ class StdConv2dSame(nn.Conv2d):
         self.eps = eps
         self._cache: tuple[int, int, torch.device, torch.dtype, torch.Tensor] | None = None
         self.register_buffer("frozen_weight", None, persistent=False)
+        # stride 2 only: compute as `conv_stride2_as_space_to_depth` (set for the RGB stem
+        # by `prepare_for_inference` on GPUs)
+        self.space_to_depth = False
 
     def _standardize(self, w: torch.Tensor) -> torch.Tensor:
         mean = w.mean(dim=(1, 2, 3), keepdim=True)
@@ -102,6 +105,9 @@ class StdConv2dSame(nn.Conv2d):
         kernel, stride, dilation = self.kernel_size[0], self.stride[0], self.dilation[0]
         top, bottom = same_padding(x.shape[-2], kernel, stride, dilation)
         left, right = same_padding(x.shape[-1], kernel, stride, dilation)
+        if self.space_to_depth:
+            return conv_stride2_as_space_to_depth(x, self.standardized_weight(), top, bottom,
+                                                  left, right)
         if top == bottom and left == right:
             # Symmetric (every stride-1 conv): let the conv pad, no padded copy of x.
             padding: tuple[int, int] = (top, left)
@@ -224,29 +230,16 @@ def conv_stride2_as_space_to_depth(x: torch.Tensor, weight: torch.Tensor, top: i
 
 
 class Stem(nn.Module):
-    """7x7/2 StdConv 3->64, GroupNorm+ReLU, 3x3/2 SAME max-pool: (B,3,224,224) -> (B,64,56,56).
-
-    `space_to_depth`: run the 7x7/2 convolution as `conv_stride2_as_space_to_depth` (set by
-    `prepare_for_inference` on GPUs).
-    """
+    """7x7/2 StdConv 3->64, GroupNorm+ReLU, 3x3/2 SAME max-pool: (B,3,224,224) -> (B,64,56,56)."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 64):
         super().__init__()
-        self.space_to_depth = False
         self.conv = StdConv2dSame(in_channels, out_channels, 7, stride=2)
         self.norm = GroupNormAct(out_channels)
         self.pool = MaxPool2dSame(3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.space_to_depth:
-            kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
-            top, bottom = same_padding(x.shape[-2], kernel, stride)
-            left, right = same_padding(x.shape[-1], kernel, stride)
-            x = conv_stride2_as_space_to_depth(x, self.conv.standardized_weight(),
-                                               top, bottom, left, right)
-        else:
-            x = self.conv(x)
-        return self.pool(self.norm(x))
+        return self.pool(self.norm(self.conv(x)))
 
 
 class ResNetV2(nn.Module):

@@ -116,7 +116,7 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu",
         stem_space_to_depth = device.type == "cuda"
     for module in model.modules():
         if isinstance(module, Stem):
-            module.space_to_depth = stem_space_to_depth
+            module.conv.space_to_depth = stem_space_to_depth
     if compile:
         if device.type == "cpu":
             import torch._inductor.config as inductor_config
