@@ -9,8 +9,9 @@ Variants: `default` (what `demo --compile` runs: bf16 autocast, NCHW, the stem's
 convolution over 2x2 space-to-depth blocks); `gemm-autotune` (Inductor's GEMM autotuning
 with Triton templates, so bias, GELU and residual adds can fuse into the matmuls' epilogues);
 `triton-groupnorm` (the trunk's GroupNorms, residual adds and ReLUs as one Triton kernel
-that reads each group once: benchmarks/triton_groupnorm.py); `multi-kernel` (Inductor considers 16x longer persistent reductions and picks by timing:
-most of the trunk's GroupNorm groups, 1,568-12,544 values, then fit one kernel that reads
+that reads each group once: benchmarks/triton_groupnorm.py); `multi-kernel` (Inductor
+considers 16x longer persistent reductions and picks by timing: most of the trunk's
+GroupNorm groups, 1,568-12,544 values, then fit one kernel that reads
 its input once for statistics and normalisation, instead of a reduction and a second pass);
 `cudagraphs` (`mode="reduce-overhead"`); `stem-conv` (the stem's convolution as cuDNN runs
 it, over 3 channels); `coordinate-descent` (Inductor's tuning of its generated kernels);
@@ -39,11 +40,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import torch  # noqa: E402
 import torch._inductor.config as inductor_config  # noqa: E402
 
-from maed_cli.body.geometry import rotmat_to_axis_angle  # noqa: E402
 from maed_cli.devices import autocast  # noqa: E402
 from maed_cli.model import MAED  # noqa: E402
 from maed_cli.model.inference import prepare_for_inference  # noqa: E402
 from maed_cli.profiling import time_calls  # noqa: E402
+from model_speed import rotation_error_deg  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -58,11 +59,6 @@ VARIANTS: dict[str, dict] = {
     "coordinate-descent": {"inductor": {"coordinate_descent_tuning": True}},
     "fp16": {"dtype": "fp16"},
 }
-
-
-def rotation_error_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    relative = a.transpose(-1, -2) @ b
-    return torch.rad2deg(rotmat_to_axis_angle(relative.reshape(-1, 3, 3)).norm(dim=-1))
 
 
 def main() -> int:
@@ -88,8 +84,8 @@ def main() -> int:
     with torch.inference_mode():
         reference = model(x)["rotmat"].float()
 
-    stem = model.encoder.patch_embed.backbone.stem
-    default_space_to_depth = stem.space_to_depth
+    stem_conv = model.encoder.patch_embed.backbone.stem.conv
+    default_space_to_depth = stem_conv.space_to_depth
     rows = []
 
     def save() -> None:
@@ -102,7 +98,7 @@ def main() -> int:
         variant = VARIANTS[label]
         dtype_name = variant.get("dtype", "bf16")
         dtype = DTYPES[dtype_name]
-        stem.space_to_depth = variant.get("space_to_depth", default_space_to_depth)
+        stem_conv.space_to_depth = variant.get("space_to_depth", default_space_to_depth)
         torch._dynamo.reset()
         undo = None
         if variant.get("triton_groupnorm"):
@@ -132,7 +128,7 @@ def main() -> int:
         degrees = rotation_error_deg(out["rotmat"].float(), reference)
         ms = statistics.median(times)
         row = {"variant": label, "settings": variant, "dtype": dtype_name,
-               "space_to_depth": stem.space_to_depth,
+               "space_to_depth": stem_conv.space_to_depth,
                "ms_per_forward": ms, "ms_min": min(times),
                "frames_per_s": args.batch * args.frames * 1000.0 / ms,
                "compile_s": compile_s,

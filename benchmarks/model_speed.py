@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from maed_cli.body.geometry import rotmat_to_axis_angle  # noqa: E402
 from maed_cli.devices import autocast  # noqa: E402
 from maed_cli.model import MAED  # noqa: E402
 from maed_cli.model.inference import prepare_for_inference  # noqa: E402
@@ -157,6 +158,12 @@ def _save(report: dict, path: Path | None) -> None:
     tmp.replace(path)
 
 
+def rotation_error_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angles (degrees) of the rotations between rotation matrices a and b (..., 3, 3)."""
+    relative = a.transpose(-1, -2) @ b
+    return torch.rad2deg(rotmat_to_axis_angle(relative.reshape(-1, 3, 3)).norm(dim=-1))
+
+
 def agreement_part(device: torch.device, precisions: list[str]) -> list[dict]:
     """The parity fixture (tests/fixtures: deterministic weights and clip, outputs of the
     official code in fp32 on CPU) run on `device` in each of `precisions` (fp32, fp32-tf32,
@@ -164,8 +171,6 @@ def agreement_part(device: torch.device, precisions: list[str]) -> list[dict]:
     per output, and the largest and mean rotation error in degrees."""
     sys.path.insert(0, str(ROOT / "tests"))
     from parity_fill import clip_input, filled_state_dict, load_fixture
-
-    from maed_cli.body.geometry import rotmat_to_axis_angle
 
     ref, meta = load_fixture()
     torch.manual_seed(0)
@@ -194,8 +199,7 @@ def agreement_part(device: torch.device, precisions: list[str]) -> list[dict]:
         row = {"label": label}
         for ours, theirs in keys:
             row[f"max_abs_{ours}"] = float((out[ours] - torch.from_numpy(ref[theirs])).abs().max())
-        relative = out["rotmat"].transpose(-1, -2) @ torch.from_numpy(ref["rotmat"])
-        degrees = torch.rad2deg(rotmat_to_axis_angle(relative.reshape(-1, 3, 3)).norm(dim=-1))
+        degrees = rotation_error_deg(out["rotmat"], torch.from_numpy(ref["rotmat"]))
         row["rotation_error_deg_max"] = float(degrees.max())
         row["rotation_error_deg_mean"] = float(degrees.mean())
         rows.append(row)
