@@ -6,9 +6,10 @@ import typer
 
 from ._app import app, console, err_console
 from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, CropScaleOpt,
-                            DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt, ExportOpt, FocalOpt,
-                            FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt, NoCacheOpt, QuietOpt,
-                            RenderOpt, SmplOpt, StartOpt, TrackerOpt, demo_options)
+                            DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt,
+                            ExportOpt, FocalOpt, FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt,
+                            NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt, TrackerOpt,
+                            demo_options)
 
 
 @app.command("demo")

@@ -74,7 +74,8 @@ def evaluate(
     options = EvalOptions(
         dataset=dataset, data_dir=data_dir, split=split, db=db, checkpoint=checkpoint,
         smpl=smpl, predictions=predictions, interp=interp, limit=limit,
-        batch_pools=batch_pools, workers=workers, device=device, amp=amp, compile=compile_model, output=output,
+        batch_pools=batch_pools, workers=workers, device=device, amp=amp, compile=compile_model,
+        output=output,
         save_predictions=save_predictions, cache_dir=cache_dir, rebuild_cache=rebuild_cache,
         quiet=quiet)
     report = run_evaluation(options, console=err_console)
