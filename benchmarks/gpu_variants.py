@@ -3,6 +3,7 @@ strays from fp32: one compile per variant, each variant the default plus one cha
 
     python benchmarks/gpu_variants.py --json-out variants.json          # all, in this order
     python benchmarks/gpu_variants.py --only default gemm-autotune
+    python benchmarks/gpu_variants.py --only default triton-temporal gelu-epilogue kernels
     python benchmarks/gpu_variants.py --device cpu --batch 1 --frames 2 --iters 1   # dry run
 
 Variants: `default` (what `demo --compile` runs: bf16 autocast, NCHW, the stem's 7x7/2
@@ -13,6 +14,12 @@ that reads each group once: benchmarks/triton_groupnorm.py); `multi-kernel` (Ind
 considers 16x longer persistent reductions and picks by timing: most of the trunk's
 GroupNorm groups, 1,568-12,544 values, then fit one kernel that reads
 its input once for statistics and normalisation, instead of a reduction and a second pass);
+`triton-temporal` (the temporal attention as one Triton kernel that reads q, k, v where the
+qkv projection wrote them: benchmarks/triton_temporal.py); `gelu-epilogue` (fc1's bias and
+GELU in the epilogue of its cuBLASLt GEMM, `torch._addmm_activation`, which Inductor keeps as
+one call: no separate pass over the 3,072-wide hidden activations; cuBLASLt's GELU is the
+tanh approximation, within 5e-4 of the exact one, a sixteenth of bf16's rounding step at the
+values where they differ most); `kernels` (the last three together);
 `cudagraphs` (`mode="reduce-overhead"`); `stem-conv` (the stem's convolution as cuDNN runs
 it, over 3 channels); `coordinate-descent` (Inductor's tuning of its generated kernels);
 `fp16`. Weights are the parity fixture's deterministic fill; the input is random; agreement
@@ -30,6 +37,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,13 +60,55 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 VARIANTS: dict[str, dict] = {
     "default": {},
     "gemm-autotune": {"inductor": {"max_autotune_gemm": True}},
-    "triton-groupnorm": {"triton_groupnorm": True},
+    "triton-groupnorm": {"patches": ["triton-groupnorm"]},
+    "triton-temporal": {"patches": ["triton-temporal"]},
+    "gelu-epilogue": {"patches": ["gelu-epilogue"]},
+    "kernels": {"patches": ["triton-groupnorm", "triton-temporal", "gelu-epilogue"]},
     "multi-kernel": {"inductor": {"triton.multi_kernel": 1}},
     "cudagraphs": {"mode": "reduce-overhead"},
     "stem-conv": {"space_to_depth": False},
     "coordinate-descent": {"inductor": {"coordinate_descent_tuning": True}},
     "fp16": {"dtype": "fp16"},
 }
+
+
+def mlp_with_gelu_epilogue(mlp, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`Mlp.forward` in `dtype` with fc1's bias and GELU fused into its GEMM (CUDA: cuBLASLt's
+    GELU_BIAS epilogue, tanh GELU; CPU: addmm then exact GELU); (..., C) -> (..., C)."""
+    fc1 = mlp.fc1
+    hidden = torch._addmm_activation(fc1.bias.to(dtype), x.reshape(-1, x.shape[-1]).to(dtype),
+                                     fc1.weight.to(dtype).t(), use_gelu=True)
+    return mlp.fc2(hidden.reshape(*x.shape[:-1], hidden.shape[-1]))
+
+
+def install_gelu_epilogue() -> Callable[[], None]:
+    """Route `Mlp.forward` through `mlp_with_gelu_epilogue` on CUDA under autocast; returns
+    the undo."""
+    from maed_cli.model.encoder import Mlp
+
+    plain = Mlp.forward
+
+    def forward(self, x):
+        if not (x.is_cuda and torch.is_autocast_enabled("cuda")):
+            return plain(self, x)
+        return mlp_with_gelu_epilogue(self, x, torch.get_autocast_dtype("cuda"))
+
+    Mlp.forward = forward
+
+    def uninstall() -> None:
+        Mlp.forward = plain
+
+    return uninstall
+
+
+def _install(patch: str) -> Callable[[], None]:
+    if patch == "triton-groupnorm":
+        from triton_groupnorm import install
+    elif patch == "triton-temporal":
+        from triton_temporal import install
+    else:
+        install = install_gelu_epilogue
+    return install()
 
 
 def main() -> int:
@@ -100,11 +150,7 @@ def main() -> int:
         dtype = DTYPES[dtype_name]
         stem_conv.space_to_depth = variant.get("space_to_depth", default_space_to_depth)
         torch._dynamo.reset()
-        undo = None
-        if variant.get("triton_groupnorm"):
-            from triton_groupnorm import install
-
-            undo = install()
+        undos: list[Callable[[], None]] = []
         compiled = torch.compile(model, mode=variant.get("mode"))
 
         def call():
@@ -112,6 +158,8 @@ def main() -> int:
                 return compiled(x)
 
         try:
+            for patch in variant.get("patches", []):
+                undos.append(_install(patch))
             t0 = time.perf_counter()
             with inductor_config.patch(variant.get("inductor", {})):  # read when compiling
                 out = call()
@@ -123,7 +171,7 @@ def main() -> int:
             save()
             continue
         finally:
-            if undo is not None:
+            for undo in undos:
                 undo()
         degrees = rotation_error_deg(out["rotmat"].float(), reference)
         ms = statistics.median(times)
