@@ -4,8 +4,8 @@ q, k and v where the qkv projection wrote them and writes the output where the g
 Why: the temporal branch attends over T <= 16 frames at each of 197 token positions and 12
 heads: 151,296 tiny (16 x 64) attentions per 64-clip batch. Today (`attend_short`) q, k and v
 are first copied into (N, H*L, T, d) order, then two batched matmuls run on 16 x 16 tiles
-(about 0.16 ms each on an H200, compiled bf16) and the output is permuted back: about 1 ms
-per block. One program per (clip, token, head) here loads its 16 x 64 q, k and v straight
+(cuBLAS, in three launches each: 2 x 2.8 ms over the six blocks in the H200 profile of
+benchmarks/results, compiled bf16) and the output is permuted back: about 1 ms per block. One program per (clip, token, head) here loads its 16 x 64 q, k and v straight
 from the projection's (B, L, 3, H, d) output (128 contiguous bytes per frame), keeps the
 16 x 16 scores in registers (fp32, softmax included) and stores 16 x 64 values into the
 (B, L, H*d) output: q, k, v read once and the output written once, about 1.2 GB per block.
