@@ -13,6 +13,8 @@ from maed_cli.data.synthetic_train import write_synthetic_train_data
 from maed_cli.data.train_datasets import (AugmentSpec, ImageRows, VideoClips, plan_pools,
                                           read_table, reflect_indices)
 from maed_cli.errors import InputError
+from maed_cli.model import MAED
+from maed_cli.model.encoder import ST_MODES
 from maed_cli.train.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,6 +220,14 @@ def test_config_errors_name_the_key():
         load_config(ROOT / "configs/stage2.yaml", ["model.num_blocks=13"])
     with pytest.raises(InputError, match="stage 1 trains images only"):
         load_config(ROOT / "configs/stage2.yaml", ["stage=1"])
+    with pytest.raises(InputError, match="st_mode 'coupled' is unknown; use one of parallel"):
+        load_config(ROOT / "configs/stage2.yaml", ["model.st_mode=coupled"])
+
+
+@pytest.mark.parametrize("st_mode", ST_MODES)
+def test_every_attention_mode_of_the_model_can_be_trained(st_mode):
+    cfg = load_config(ROOT / "configs/stage2.yaml", [f"model.st_mode={st_mode}"])
+    MAED(cfg.model.num_blocks, cfg.model.num_heads, cfg.model.st_mode, cfg.model.hidden_dim)
 
 
 def test_unreadable_image_names_row_or_is_replaced(synth, tmp_path):

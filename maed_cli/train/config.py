@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
+from ..model.encoder import ST_MODES
 
 
 @dataclass
@@ -144,8 +145,9 @@ class TrainConfig:
         if not 1 <= self.model.num_blocks <= 12:
             raise InputError(f"config: model.num_blocks must be in 1..12, "
                              f"got {self.model.num_blocks}")
-        if self.model.st_mode not in ("vanilla", "parallel", "series", "coupled"):
-            raise InputError(f"config: model.st_mode {self.model.st_mode!r} is unknown")
+        if self.model.st_mode not in ST_MODES:
+            raise InputError(f"config: model.st_mode {self.model.st_mode!r} is unknown; "
+                             f"use one of {', '.join(ST_MODES)}")
         if self.stage == 1 and self.model.st_mode != "vanilla":
             raise InputError("config: stage 1 trains images only; use model.st_mode=vanilla")
         if not 1 <= self.data.seqlen <= 16:
