@@ -7,6 +7,36 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+
+from .errors import InputError
+
+
+def check_writable(path: str | os.PathLike, kind: Literal["file", "folder"],
+                   option: str) -> None:
+    """Fail now, in one line naming `option`, if `path` cannot be written as a `kind` by the
+    atomic writers below (a temporary beside it, then a rename): not after the long work.
+
+    Permission bits are not enough (root passes them, and /proc or a read-only mount refuse
+    files anyway), so a probe file is created and removed in the nearest existing folder."""
+    path = Path(path)
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise InputError(f"{option} {path}: is a folder; give a file name")
+        if kind == "folder" and not path.is_dir():
+            raise InputError(f"{option} {path}: exists and is not a folder")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {path}: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".maed-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot write in {folder} "
+                         f"({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .atomic import atomic_dir
+from .atomic import atomic_dir, check_writable
 from .body.geometry import (crop_cam_to_full, crop_cam_to_translation, default_focal,
                             project_full_orthographic, rotmat_to_axis_angle)
 from .body.smpl import BodyModel
@@ -413,7 +413,7 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     clock = StageClock()
     source = open_frames(input_path, start=options.start, end=options.end, fps=options.fps)
     output = Path(output) if output else default_output(input_path)
-    check_output_writable(output)
+    check_writable(output, "folder", "--output")
     if options.interp < 1 or 8 % options.interp:
         raise InputError(f"--interp {options.interp}: must divide 8 (1, 2, 4 or 8)")
     resolve_device(options.device)
@@ -507,13 +507,3 @@ def default_output(input_path: Path) -> Path:
     return input_path.parent / f"{input_path.stem}_maed"
 
 
-def check_output_writable(output: Path) -> None:
-    parent = output.parent if not output.exists() else output
-    probe_dir = parent
-    while not probe_dir.exists() and probe_dir != probe_dir.parent:
-        probe_dir = probe_dir.parent
-    import os
-    if output.exists() and not output.is_dir():
-        raise InputError(f"--output {output}: exists and is not a folder")
-    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK):
-        raise InputError(f"--output {output}: {probe_dir} is not writable")

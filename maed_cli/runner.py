@@ -125,13 +125,14 @@ def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoi
                      smpl=None, render: bool = False, export: str | None = None,
                      quiet: bool = False, console: Console | None = None,
                      err_console: Console | None = None):
-    from .pipeline import check_output_writable, default_output, run_demo
+    from .atomic import check_writable
+    from .pipeline import default_output, run_demo
     from .video.io import open_frames
 
     console = console or Console()
     open_frames(input_path, start=options.start, end=options.end, fps=options.fps)  # bad input
     output = Path(output) if output else default_output(input_path)
-    check_output_writable(output)
+    check_writable(output, "folder", "--output")
     preflight_demo(checkpoint, options.boxes, options.detector_weights)
     outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=quiet)
     loaded = load_model_and_body(checkpoint, smpl)

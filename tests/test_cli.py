@@ -40,3 +40,39 @@ def test_demo_options_in_help(command, capsys):
     for option in ("--detect-size", "--compile", "--dtype", "--interp", "--boxes"
                    if command == "demo" else "--retry-failed"):
         assert option in out
+
+
+def test_check_writable_refuses_what_the_atomic_writers_cannot_write(tmp_path):
+    from maed_cli.atomic import check_writable
+    from maed_cli.errors import InputError
+
+    a_file = tmp_path / "text.mp4"
+    a_file.write_text("x")
+    check_writable(tmp_path / "new" / "deeper" / "r.json", "file", "-o")  # parents get made
+    check_writable(tmp_path, "folder", "--output")
+    with pytest.raises(InputError, match="-o .*: is a folder; give a file name"):
+        check_writable(tmp_path, "file", "-o")
+    with pytest.raises(InputError, match="--output .*text.mp4: exists and is not a folder"):
+        check_writable(a_file, "folder", "--output")
+    with pytest.raises(InputError, match="text.mp4 is a file, not a folder"):
+        check_writable(a_file / "r.json", "file", "-o")
+    with pytest.raises(InputError, match=r"--cache-dir /proc/x/y: cannot write in /proc"):
+        check_writable("/proc/x/y", "folder", "--cache-dir")  # root passes os.access here
+    assert not list(tmp_path.glob(".maed-write-check.*"))
+
+
+def test_unforeseen_os_error_is_one_line(monkeypatch, capsys):
+    import maed_cli.doctor
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device", "/data/out/track_0001.npz")
+
+    monkeypatch.setattr(maed_cli.doctor, "run_checks", fail)
+    monkeypatch.delenv("MAED_DEBUG", raising=False)
+    assert main(["doctor"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read or write /data/out/track_0001.npz: No space left on device" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("MAED_DEBUG", "1")
+    with pytest.raises(OSError):
+        main(["doctor"])

@@ -1,6 +1,7 @@
 """The `maed` command line: one thin module per subcommand, all wired onto one Typer app."""
 from __future__ import annotations
 
+import os
 import sys
 
 from ..errors import MaedError
@@ -15,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `maed` script; returns the exit status.
 
     Usage errors are reported by Typer itself; a MaedError (a user mistake or a missing asset)
-    becomes one red line and a non-zero status, never a traceback.
+    becomes one red line and a non-zero status, never a traceback; so does an OSError that
+    no check foresaw (a full disk), unless MAED_DEBUG is set.
     """
     try:
         app(args=argv, prog_name="maed", standalone_mode=True)
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         return 130
+    except OSError as exc:  # the disk filled up, a folder vanished, ...: say which file
+        if os.environ.get("MAED_DEBUG"):
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        err_console.print(f"[bold red]error:[/] cannot read or write{where}: "
+                          f"{exc.strerror or exc} (MAED_DEBUG=1 shows the traceback)",
+                          highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

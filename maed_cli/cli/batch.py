@@ -109,11 +109,11 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
          quiet: bool, render: bool, export: str | None):
     from .. import batch as lib
     from ..errors import AssetMissingError
-    from ..pipeline import check_output_writable
+    from ..atomic import check_writable
     from ..runner import extra_outputs, load_model_and_body, preflight_demo
 
     videos = lib.collect_videos(inputs, exclude=output)
-    check_output_writable(output)
+    check_writable(output, "folder", "--output")
     mine = lib.shard(videos, info.world_size)[info.rank]
     unboxed = [v for v in mine if v.path.is_file() and v.boxes_file() is None]
     needs_detector = bool(unboxed)
