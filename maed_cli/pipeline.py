@@ -36,7 +36,8 @@ from .model.inference import forward_mixed, prepare_for_inference
 from .results import (TRACKS_DIR, TrackResult, load_track, open_track_file, save_summary,
                       track_path)
 from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
-from .video.detect import DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector
+from .video.detect import (DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector,
+                           check_detector_settings)
 from .video.io import FrameSource, open_frames
 from .video.track import (DEFAULT_MIN_TRACK, PersonTracker, TrackerConfig, Tracklet,
                           tracklets_from_boxes)
@@ -67,6 +68,26 @@ class DemoOptions:
     focal: float | None = None
     use_cache: bool = True
     compile: bool = False  # torch.compile the network (speed only; results the same)
+
+    def check(self) -> None:
+        """Refuse values no run can use, in one line, before any long work."""
+        if self.interp < 1 or 8 % self.interp:
+            raise InputError(f"--interp {self.interp}: must divide 8 (1, 2, 4 or 8)")
+        if not 0 < self.crop_scale < float("inf"):
+            raise InputError(f"--crop-scale {self.crop_scale}: must be a positive number "
+                             f"({DEFAULT_BOX_SCALE} matches MAED's training crops)")
+        if self.focal is not None and not 0 < self.focal < float("inf"):
+            raise InputError(f"--focal {self.focal}: must be a positive number of pixels "
+                             f"(or leave it out: the image diagonal)")
+        if self.boxes:
+            boxes = Path(self.boxes).expanduser()
+            if not boxes.is_file():
+                raise InputError(f"--boxes {boxes}: "
+                                 f"{'is a folder' if boxes.is_dir() else 'no such file'}")
+        resolve_dtype(self.dtype, resolve_device(self.device))
+        TrackerConfig(method=self.tracker, high_conf=self.conf)
+        if not self.boxes:
+            check_detector_settings(self.conf, self.min_size, self.detect_size)
 
     def tracking_key(self, video_digest: str) -> str:
         """What the cached detections/tracks depend on."""
@@ -414,9 +435,7 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     source = open_frames(input_path, start=options.start, end=options.end, fps=options.fps)
     output = Path(output) if output else default_output(input_path)
     check_writable(output, "folder", "--output")
-    if options.interp < 1 or 8 % options.interp:
-        raise InputError(f"--interp {options.interp}: must divide 8 (1, 2, 4 or 8)")
-    resolve_device(options.device)
+    options.check()
     digest = input_digest(input_path)
     cache_key = options.tracking_key(digest)
     cache_file = output / CACHE_DIR / f"tracks_{cache_key}.npz"

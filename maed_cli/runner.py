@@ -133,6 +133,7 @@ def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoi
     open_frames(input_path, start=options.start, end=options.end, fps=options.fps)  # bad input
     output = Path(output) if output else default_output(input_path)
     check_writable(output, "folder", "--output")
+    options.check()
     preflight_demo(checkpoint, options.boxes, options.detector_weights)
     outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=quiet)
     loaded = load_model_and_body(checkpoint, smpl)

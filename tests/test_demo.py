@@ -120,6 +120,23 @@ def test_missing_assets_named_in_one_message(capsys, demo_setup, tmp_path, monke
     assert "maed setup weights" in text
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--crop-scale", "0", "--crop-scale 0.0: must be a positive number"),
+    ("--focal", "-5", "--focal -5.0: must be a positive number of pixels"),
+    ("--focal", "0", "--focal 0.0: must be a positive number of pixels"),
+    ("--boxes", "missing.json", "missing.json: no such file"),
+    ("--boxes", ".", ": is a folder"),
+    ("--tracker", "foo", "--tracker 'foo': expected one of bytetrack, botsort"),
+])
+def test_bad_option_values_are_refused_before_any_work(capsys, demo_setup, tmp_path, option,
+                                                       value, message):
+    # no checkpoint and no detector weights: the values are checked before those are looked for
+    code, text = run(capsys, "demo", demo_setup["video"], "--output", tmp_path / "out",
+                     option, value, "--quiet")
+    assert code == 2 and message in text and "Traceback" not in text, text
+    assert not (tmp_path / "out").exists()
+
+
 def test_unwritable_output(capsys, demo_setup, installed_regressor, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

@@ -132,12 +132,13 @@ def test_weights_lookup_order(tmp_path, monkeypatch, _isolated_asset_home):
     assert resolve_detector_weights(explicit) == explicit     # an explicit path wins
 
 
-def test_corrupt_weights_file(tmp_path):
-    bad = tmp_path / "broken.pt"
+@pytest.mark.parametrize("name", ["broken.pt", "renamed.mp4"])  # ultralytics opens .mp4 late
+def test_corrupt_weights_file(tmp_path, name):
+    bad = tmp_path / name
     bad.write_bytes(b"definitely not a torch file")
     with pytest.raises(CheckpointError) as info:
         PersonDetector(bad, device="cpu")
-    assert "broken.pt" in str(info.value) and "\n" not in str(info.value)
+    assert name in str(info.value) and "\n" not in str(info.value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -188,6 +188,48 @@ def test_a_run_failing_late_caches_nothing(home, tmp_path, capsys, synthetic_bod
     _nothing_written(home, tmp_path)
 
 
+def test_output_locations_are_checked_before_any_work(home, tmp_path, capsys):
+    a_file = tmp_path / "text.mp4"
+    a_file.write_text("not a dataset")
+    _fails(capsys, "--data-dir", a_file, "--predictions", a_file,
+           match="--data-dir " + str(a_file) + ": is a file; give the dataset folder")
+    for option, value, message in (("--output", tmp_path, "is a folder; give a file name"),
+                                   ("--save-predictions", a_file / "p.npz",
+                                    f"{a_file} is a file, not a folder"),
+                                   ("--cache-dir", "/proc/x/y", "cannot write in /proc")):
+        _fails(capsys, "--data-dir", tmp_path, "--predictions", a_file, option, value,
+               match=f"{option} {value}: {message}")
+
+
+def test_unreadable_predictions_file_is_named(dataset, home, tmp_path, capsys):
+    text = tmp_path / "text.npz"
+    text.write_text("not an archive")
+    _fails(capsys, "--data-dir", dataset[0], "--predictions", text,
+           match=f"{text}: not an .npz file (numpy's archive of arrays")
+    _fails(capsys, "--data-dir", dataset[0], "--predictions", tmp_path,
+           match="is a folder; give the .npz file")
+
+
+def test_report_and_predictions_are_written_both_or_neither(dataset, home, tmp_path, capsys,
+                                                            monkeypatch):
+    import types
+
+    from maed_cli.evaluate import protocol, runner
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    preds = ground_truth_predictions(dataset[0], tmp_path / "gt.npz")
+    for module, name, failing in ((protocol, "save_predictions", disk_full),
+                                  (runner, "json", types.SimpleNamespace(dumps=disk_full))):
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, failing)
+            assert run("--data-dir", dataset[0], "--predictions", preds, "--output",
+                       tmp_path / "out.json", "--save-predictions", tmp_path / "saved.npz") == 1
+        assert "No space left on device" in capsys.readouterr().err
+        assert not list(tmp_path.glob("*out*")) and not list(tmp_path.glob("*saved*")), name
+
+
 def test_bad_options(home, tmp_path, capsys):
     _fails(capsys, "--data-dir", tmp_path, "--interp", 3, match="--interp 3")
     _fails(capsys, "--data-dir", tmp_path, "--split", "train", match="--split 'train'")

@@ -104,6 +104,27 @@ def test_render_without_opengl_is_one_clear_line(demo_results, monkeypatch, caps
     assert not (demo_results / "x.mp4").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--focal", "-5", "--camera", "perspective"], "--focal -5.0: must be a positive number"),
+    (["-o", "overlay.txt"], "overlay.txt: the overlay is an H.264 .mp4"),
+    (["-o", "/proc/x/overlay.mp4"], "/proc/x/overlay.mp4: cannot write in /proc"),
+])
+def test_render_checks_its_options_first(args, message, tmp_path, capsys):
+    assert main(["render", str(tmp_path / "not-read-yet"), *args]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert message in err and "Traceback" not in err, err
+
+
+def test_export_to_an_unwritable_place_is_one_line(demo_results, tmp_path, capsys):
+    a_file = tmp_path / "text.mp4"
+    a_file.write_text("x")
+    for where, message in ((a_file, "exists and is not a folder"),
+                           ("/proc/x", "cannot write in /proc")):
+        assert main(["export", str(demo_results), "--format", "csv", "-o", str(where)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"--output {where}: {message}" in err, err
+
+
 def test_export_cli(demo_results, synthetic_assets, tmp_path, monkeypatch):
     import os
     home = os.environ["MAED_HOME"]

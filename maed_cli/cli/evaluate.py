@@ -17,8 +17,9 @@ def evaluate(
                                 "from the official release or a 3dpw_<split>_db.pt; MPI-INF-3DHP "
                                 "and Human3.6M from their VIBE/MAED db files."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Dataset root: for 3DPW the folder "
-                                  "holding sequenceFiles/ and imageFiles/ (or a db file); for "
-                                  "the others the folder the db's image paths live under."),
+                                  "holding sequenceFiles/ and imageFiles/ (or a "
+                                  "3dpw_<split>_db.pt); for the others the folder the db's "
+                                  "image paths live under."),
     split: str = typer.Option("test", "--split", help="test | val (3DPW: sequenceFiles/test "
                               "or sequenceFiles/validation)."),
     db: Path = typer.Option(None, "--db", help="A preprocessed <dataset>_<split>_db.pt (joblib, "

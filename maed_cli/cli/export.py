@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from ..atomic import check_writable
 from ._app import app, console
 from .render import BETA_HELP, D_CUTOFF_HELP, MIN_CUTOFF_HELP, SMOOTH_HELP, load_body, smoothed
 
@@ -47,6 +48,7 @@ def export(
         faces = load_faces(smpl)
     base = results_path if results_path.is_dir() else results_path.parent
     folder = output or base / "export"
+    check_writable(folder, "folder", "--output")
     with console.status(f"exporting {', '.join(wanted)}"):
         files = export_results(results, folder, wanted, body=body, faces=faces,
                                pose_correctives=pose_correctives)

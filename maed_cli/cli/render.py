@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from ..atomic import check_writable
 from ..errors import InputError
 from ._app import app, console
 
@@ -93,6 +94,13 @@ def render(
     names = [s.strip() for s in labels.split(",")]
     if len(names) != 2:
         raise InputError("--labels takes two names separated by a comma, e.g. MAED,VIBE")
+    if focal is not None and not 0 < focal < float("inf"):
+        raise InputError(f"--focal {focal}: must be a positive number of pixels")
+    if output is not None:
+        if output.suffix.lower() != ".mp4":
+            raise InputError(f"--output {output}: the overlay is an H.264 .mp4; give a name "
+                             f"ending in .mp4")
+        check_writable(output, "file", "--output")
     platform = require_platform()  # fail early, before any reading, when GL is missing
     results = load_result_set(results_path, video=video)
     results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)

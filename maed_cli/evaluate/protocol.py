@@ -13,6 +13,7 @@ Scoring (maed_reference.md §5.1):
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,11 +209,16 @@ def load_predictions(path: str | Path, evalset: EvalSet) -> Predictions:
     betas (N, 10) [, cam], matched to the set's rows by (vid_name, frame_id); extra rows are
     ignored, missing ones are an error."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--predictions {path}: is a folder; give the .npz file")
+    if not path.is_file():
+        raise InputError(f"predictions file not found: {path}")
+    if not zipfile.is_zipfile(path):  # else numpy takes it for a pickle and says so at length
+        raise InputError(f"{path}: not an .npz file (numpy's archive of arrays, as "
+                         f"`maed eval --save-predictions` writes)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise InputError(f"predictions file not found: {path}") from None
     except Exception as exc:
         raise InputError(f"{path}: not a readable .npz predictions file "
                          f"({type(exc).__name__}: {str(exc)[:100]})") from None

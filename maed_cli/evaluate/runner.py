@@ -5,6 +5,7 @@ are written atomically at the end, and the 3DPW cache only once its set is fully
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from .. import __version__, assets
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_writable
 from ..data import db as dbfiles
 from ..data import threedpw
 from ..data.evalset import JOINT_SETS, EvalSet
@@ -75,7 +76,15 @@ def _check_options(opts: EvalOptions) -> None:
     if opts.data_dir is None and opts.db is None:
         raise InputError("--data-dir is required (the dataset root folder)")
     if opts.data_dir is not None and not Path(opts.data_dir).is_dir():
+        if Path(opts.data_dir).is_file():
+            raise InputError(f"--data-dir {opts.data_dir}: is a file; give the dataset folder "
+                             f"(a preprocessed db file goes to --db)")
         raise InputError(f"data folder not found: {opts.data_dir}")
+    for path, kind, option in ((opts.output, "file", "--output"),
+                               (opts.save_predictions, "file", "--save-predictions"),
+                               (opts.cache_dir, "folder", "--cache-dir")):
+        if path is not None:
+            check_writable(path, kind, option)
     if opts.predictions is not None and opts.interp != 1:
         raise InputError("--interp applies to running the network; it cannot be combined with "
                          "--predictions")
@@ -169,11 +178,13 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
                                 progress=lambda frames: bar.advance(task, frames))
 
     report = build_report(opts, evalset, result, how, full_size, loaded, body)
-    if opts.save_predictions is not None:
-        protocol.save_predictions(opts.save_predictions, evalset, predictions, result)
-    if opts.output is not None:
-        with atomic_path(opts.output) as tmp:
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
+    with contextlib.ExitStack() as outputs:  # both files or, on a failure, neither
+        if opts.output is not None:
+            report_tmp = outputs.enter_context(atomic_path(opts.output))
+            report_tmp.write_text(json.dumps(report, indent=2) + "\n")
+        if opts.save_predictions is not None:
+            protocol.save_predictions(outputs.enter_context(atomic_path(opts.save_predictions)),
+                                      evalset, predictions, result)
     commit_cache()
     return report
 

@@ -133,6 +133,24 @@ def ultralytics_device(device: str) -> str:
     raise InputError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or mps")
 
 
+def check_detector_settings(conf: float, min_size: float, imgsz: int) -> None:
+    """The user-given detector values (--conf, --min-size, --detect-size), checked."""
+    if not 0.0 < conf <= 1.0:
+        raise InputError(f"detector confidence {conf}: must be in (0, 1]")
+    if not min_size >= 0:
+        raise InputError(f"minimum box size {min_size}: must not be negative")
+    if imgsz % 32 or not 128 <= imgsz <= 2048:
+        raise InputError(f"detector input size {imgsz}: must be a multiple of 32 from 128 "
+                         f"to 2048 (e.g. 640, 480, 320)")
+
+
+def _short_reason(exc: Exception) -> str:
+    reason = " ".join(str(exc).split())  # ultralytics' messages span many lines
+    if len(reason) > 160:
+        reason = reason[:157] + "..."
+    return f"{type(exc).__name__}: {reason}"
+
+
 class PersonDetector:
     """Batched YOLO person detection on RGB frames.
 
@@ -148,15 +166,9 @@ class PersonDetector:
                  conf: float = DEFAULT_CONF, low_conf: float = DEFAULT_LOW_CONF,
                  min_size: float = DEFAULT_MIN_SIZE, imgsz: int = 640, batch_size: int = 8,
                  device: str = "auto", iou: float = 0.6) -> None:
-        if not 0.0 < conf <= 1.0:
-            raise InputError(f"detector confidence {conf}: must be in (0, 1]")
-        if min_size < 0:
-            raise InputError(f"minimum box size {min_size}: must not be negative")
+        check_detector_settings(conf, min_size, imgsz)
         if batch_size < 1:
             raise InputError(f"detector batch size {batch_size}: must be at least 1")
-        if imgsz % 32 or not 128 <= imgsz <= 2048:
-            raise InputError(f"detector input size {imgsz}: must be a multiple of 32 from 128 "
-                             f"to 2048 (e.g. 640, 480, 320)")
         self.conf = float(conf)
         self.low_conf = float(min(low_conf, conf))
         self.min_size = float(min_size)
@@ -188,14 +200,12 @@ class PersonDetector:
         from ultralytics import YOLO
 
         try:
-            return YOLO(str(path))
+            model = YOLO(str(path))
+            model.names  # weights other than .pt are opened only now: fail here, not later
+            return model
         except Exception as exc:
-            reason = " ".join(str(exc).split())  # ultralytics' messages span many lines
-            if len(reason) > 160:
-                reason = reason[:157] + "..."
             raise CheckpointError(f"detector weights {path} cannot be loaded: not an "
-                                  f"ultralytics YOLO file? ({type(exc).__name__}: {reason})"
-                                  ) from None
+                                  f"ultralytics YOLO file? ({_short_reason(exc)})") from None
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Detect people in RGB uint8 (H, W, 3) frames; one Detections per frame."""
