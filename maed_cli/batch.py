@@ -42,11 +42,13 @@ from .devices import RankInfo, rank_info
 from .errors import InputError, MaedError
 from .pipeline import DemoOptions, PreparedInput, file_digest, finish_demo, prepare_demo
 from .results import SUMMARY
-from .video.io import VIDEO_SUFFIXES
+from .video.io import (DEFAULT_IMAGE_FPS, VIDEO_SUFFIXES, VideoMeta, make_selection,
+                       parse_position)
 
 MANIFEST_GLOB = "manifest-rank*.jsonl"
 BATCH_FILE = "batch.json"
 BOXES_SUFFIXES = (".boxes.json", ".boxes.csv", ".boxes.txt")
+LIST_SUFFIXES = (".txt", ".lst", ".list")
 SYNC_TIMEOUT_S = 7 * 24 * 3600  # ranks of one launch may finish days apart
 STATUSES = ("done", "skipped", "failed")
 
@@ -94,10 +96,11 @@ def _glob_base(pattern: str) -> Path:
 
 
 def collect_videos(inputs: Sequence[str | Path], exclude: Path | None = None) -> list[VideoItem]:
-    """Videos from folders (searched recursively), globs, single files, and text files that
-    list one video path per line (blank lines and # comments ignored; relative paths are
-    relative to the list file). Names are relative to the folder, to the glob's fixed part,
-    or to the common folder of a list's entries. Anything under `exclude` is left out."""
+    """Videos from folders (searched recursively), globs, single files, and text files
+    (LIST_SUFFIXES) that list one video path per line (blank lines and # comments ignored;
+    relative paths are relative to the list file); any other file is an InputError. Names
+    are relative to the folder, to the glob's fixed part, or to the common folder of a
+    list's entries. Anything under `exclude` is left out."""
     found: list[tuple[Path, str]] = []
     exclude = Path(exclude).resolve() if exclude else None
 
@@ -130,11 +133,18 @@ def collect_videos(inputs: Sequence[str | Path], exclude: Path | None = None) ->
                 add(video, path)
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             add(path, path.parent)
-        elif path.is_file():
+        elif path.is_file() and path.name.lower().endswith(BOXES_SUFFIXES):
+            # e.g. an unquoted clips/* expanded by the shell: its lines are boxes, not videos
+            raise InputError(f"{path}: a boxes file (used for the video next to it), not a "
+                             "list of videos; leave it out or quote the glob")
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             entries = _read_list(path)
             base = Path(os.path.commonpath([str(e.parent) for e in entries]))
             for entry in entries:
                 add(entry, base)
+        elif path.is_file():
+            raise InputError(f"{path}: not a video, a folder or a list of videos "
+                             f"({', '.join(LIST_SUFFIXES)}: one video path per line)")
         else:
             raise InputError(f"{text}: no such file, folder or glob match")
     items: list[VideoItem] = []
@@ -171,6 +181,28 @@ def _read_list(path: Path) -> list[Path]:
     if not entries:
         raise InputError(f"{path}: lists no videos (one path per line)")
     return entries
+
+
+# --- settings checked once ------------------------------------------------------------------
+
+# --start/--end in seconds become frames at each video's own rate; this one stands in for it
+_ANY_VIDEO = VideoMeta(Path("<every video>"), "video", DEFAULT_IMAGE_FPS, 0, 0, None, None)
+
+
+def check_options(options: DemoOptions) -> None:
+    """What `maed demo` refuses before its long work, refused once for all videos: a bad value
+    would otherwise load the model and then fail every video with the same message."""
+    options.check()
+    start, end = options.start, options.end
+    # "--start 100 --end 4s" is right at 30 fps and wrong at 24: only each video can tell
+    mixed = start is not None and end is not None and \
+        _in_seconds(start, "--start") != _in_seconds(end, "--end")
+    make_selection(_ANY_VIDEO, start, None if mixed else end, options.fps)
+
+
+def _in_seconds(value: str, option: str) -> bool:
+    return parse_position(value, 1.0, option=option) != \
+        parse_position(value, 1000.0, option=option)
 
 
 def shard(items: Sequence[VideoItem], world_size: int) -> list[list[VideoItem]]:

@@ -444,15 +444,20 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     cache_hit = tracklets is not None
     if tracklets is None:
         if not options.boxes and detector is None:
-            detector = PersonDetector(options.detector_weights, conf=options.conf,
-                                      min_size=options.min_size, imgsz=options.detect_size,
-                                      device=options.device)
+            detector = make_detector(options)
         tracklets = find_tracklets(source, options, detector, progress, clock)
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "
                          f"{options.min_track} frames (try --min-track, --conf or --boxes)")
     return PreparedInput(input_path, output, options, source, tracklets, digest, cache_key,
                          cache_file, cache_hit, t0, clock)
+
+
+def make_detector(options: DemoOptions) -> PersonDetector:
+    """The YOLO person detector the options ask for (loads the weights)."""
+    return PersonDetector(options.detector_weights, conf=options.conf,
+                          min_size=options.min_size, imgsz=options.detect_size,
+                          device=options.device)
 
 
 def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,

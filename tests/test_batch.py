@@ -17,6 +17,7 @@ import torch
 from maed_cli.batch import (VideoItem, collect_videos, latest_records, rank_info,
                             read_manifests, remove_stale_parts, shard, terminate_as_exit)
 from maed_cli.cli import main
+from maed_cli.errors import InputError
 from maed_cli.model import MAED, save_checkpoint
 from maed_cli.results import ARRAY_KEYS, load_results
 from maed_cli.video.io import VideoWriter, open_frames
@@ -127,6 +128,23 @@ def test_collect_folder_glob_and_list(videos, tmp_path):
         by_folder[:3]
 
 
+def test_only_list_files_are_read_as_lists(videos, tmp_path, capsys):
+    table = tmp_path / "b_bad.csv"
+    table.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(InputError, match="b_bad.csv: not a video, a folder or a list of videos"):
+        collect_videos([table])
+    with pytest.raises(InputError, match="a.mp4.boxes.json: a boxes file"):
+        collect_videos([videos["folder"] / "a.mp4.boxes.json"])
+    listing = tmp_path / "videos.lst"
+    listing.write_text("a.mp4\n")
+    shutil.copy(videos["folder"] / "a.mp4", tmp_path / "a.mp4")
+    assert [v.name for v in collect_videos([listing])] == ["a.mp4"]
+    out = tmp_path / "out"
+    assert main(["batch", str(table), "--output", str(out), "--quiet"]) == 2
+    assert "not a video, a folder or a list of videos" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_stale_temporary_folders_removed_and_sigterm_exits(tmp_path):
     out = tmp_path / "sub" / "a.mp4"
     stale = [tmp_path / "sub" / ".a.mp4.x1y2.part", tmp_path / "sub" / ".a.mp4.old"]
@@ -175,6 +193,69 @@ def test_next_video_first_pass_overlaps_current_network(monkeypatch, tmp_path):
     # each first pass starts before the previous video leaves the network
     assert events.index(("prepare", "bad.mp4")) < events.index(("finished", "a.mp4"))
     assert events.index(("prepare", "d.mp4")) < events.index(("finished", "c.mp4"))
+
+
+def test_start_and_end_checked_once_only_where_no_frame_rate_matters():
+    from maed_cli.batch import check_options
+    from maed_cli.pipeline import DemoOptions
+    with pytest.raises(InputError, match="--end 2s must come after --start 5s"):
+        check_options(DemoOptions(start="5s", end="2s"))
+    with pytest.raises(InputError, match="--end 50 must come after --start 100"):
+        check_options(DemoOptions(start="100", end="50"))
+    # frames against seconds: right or wrong depending on each video's rate
+    check_options(DemoOptions(start="100", end="4s"))
+    check_options(DemoOptions(start="2s", end="30"))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--device", "tpu"], "--device 'tpu'"),
+    (["--device", "cuda:99"], "--device cuda:99"),
+    (["--device", "mps"], "--device 'mps'"),
+    (["--dtype", "fp8"], "--dtype 'fp8'"),
+    (["--interp", "3"], "--interp 3"),
+    (["--start", "abc"], "--start 'abc'"),
+    (["--end", "2s", "--start", "5s"], "--end 2s must come after --start 5s"),
+    (["--fps", "-1"], "--fps -1"),
+    (["--tracker", "foo"], "--tracker 'foo'"),
+    (["--detect-size", "33"], "must be a multiple of 32"),
+    (["--crop-scale", "0"], "--crop-scale 0"),
+])
+def test_bad_options_refused_before_any_work(videos, tmp_path, monkeypatch, capsys, bad,
+                                             message):
+    import maed_cli.runner as runner
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded for settings that cannot run")
+
+    monkeypatch.setattr(runner, "load_model_and_body", no_loading)
+    out = tmp_path / "out"
+    assert main(batch_args(videos, [videos["folder"]], out) + bad) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()  # no batch.json, no manifest: no video marked failed
+
+
+def test_detect_size_reaches_the_detector(videos, tmp_path, monkeypatch):
+    import maed_cli.runner as runner
+    import maed_cli.pipeline as pipeline
+    seen = {}
+
+    class Detector:
+        def __init__(self, weights, **kwargs):
+            seen.update(kwargs)
+            raise InputError("stop: the detector's settings are what this test is about")
+
+    # a video without a boxes file needs the detector; no YOLO weights are installed here
+    monkeypatch.setattr(runner, "preflight_demo", lambda *args: None)
+    monkeypatch.setattr(runner, "load_model_and_body", lambda *args: None)
+    monkeypatch.setattr(pipeline, "PersonDetector", Detector)
+    folder = tmp_path / "unboxed"
+    folder.mkdir()
+    shutil.copy(videos["folder"] / "a.mp4", folder / "a.mp4")
+    out = tmp_path / "out"
+    assert main(batch_args(videos, [folder], out) + ["--detect-size", "320"]) == 2
+    assert seen["imgsz"] == 320
+    assert json.loads((out / "batch.json").read_text())["settings"]["detect_size"] == 320
 
 
 # --- end to end ----------------------------------------------------------------------------

@@ -19,8 +19,9 @@ MAX_ROWS = 40  # beyond this, the table lists only the videos that are not compl
 @app.command("batch")
 def batch(
     inputs: list[str] = typer.Argument(None, help="Folders (searched recursively for videos), "
-                                                  "globs ('clips/**/*.mp4', quoted) or text "
-                                                  "files listing one video path per line.",
+                                                  "globs ('clips/**/*.mp4', quoted), videos or "
+                                                  "text files (.txt, .lst, .list) listing one "
+                                                  "video path per line.",
                                        show_default=False),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="Results folder: DIR/<relative path of the video>/ per "
@@ -114,6 +115,7 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
 
     videos = lib.collect_videos(inputs, exclude=output)
     check_writable(output, "folder", "--output")
+    lib.check_options(options)
     mine = lib.shard(videos, info.world_size)[info.rank]
     unboxed = [v for v in mine if v.path.is_file() and v.boxes_file() is None]
     needs_detector = bool(unboxed)
@@ -133,9 +135,8 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
     loaded = load_model_and_body(checkpoint, smpl)
     detector = None
     if needs_detector:
-        from ..video.detect import PersonDetector
-        detector = PersonDetector(options.detector_weights, conf=options.conf,
-                                  min_size=options.min_size, device=options.device)
+        from ..pipeline import make_detector
+        detector = make_detector(options)
     prefix = f"[rank {info.rank}] " if info.world_size > 1 else ""
 
     def log(event: str, record: dict) -> None:
