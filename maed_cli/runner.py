@@ -52,10 +52,8 @@ def preflight_demo(checkpoint: str | Path | None, boxes: str | None,
             resolve_detector_weights(detector_weights)
         except AssetMissingError as exc:
             problems.append(str(exc))
-    if len(problems) == 1:
-        raise AssetMissingError(problems[0])
     if problems:
-        raise AssetMissingError(" | ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+        raise AssetMissingError.naming_all(problems)
 
 
 @contextmanager

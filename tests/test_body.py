@@ -222,6 +222,15 @@ def test_no_smpl_anywhere_says_both_fixes():
     assert "maed setup smpl" in str(exc.value) and "maed setup weights" in str(exc.value)
 
 
+def test_every_missing_body_asset_is_named_in_one_error():
+    with pytest.raises(AssetMissingError) as exc:
+        load_body_model(require_h36m=True)  # nothing installed in the test's asset home
+    message = str(exc.value)
+    assert message.startswith("(1) no SMPL model") and "\n" not in message
+    assert "(2) " in message and "J_regressor_extra.npy" in message
+    assert "(3) " in message and "J_regressor_h36m.npy" in message
+
+
 # --- cameras --------------------------------------------------------------------------------
 
 def test_crop_camera_to_full_image_orthographic():

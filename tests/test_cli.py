@@ -76,3 +76,18 @@ def test_unforeseen_os_error_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("MAED_DEBUG", "1")
     with pytest.raises(OSError):
         main(["doctor"])
+
+
+def test_warnings_are_one_yellow_line(monkeypatch, capsys):
+    import warnings
+
+    import maed_cli.doctor
+
+    def warn_then_nothing(*args, **kwargs):
+        warnings.warn("the video ended early")
+        return []
+
+    monkeypatch.setattr(maed_cli.doctor, "run_checks", warn_then_nothing)
+    assert main(["doctor"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the video ended early" in err and "UserWarning" not in err

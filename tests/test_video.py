@@ -1,6 +1,8 @@
 """Decoding, encoding and cropping (maed_cli.video.io, maed_cli.video.crop)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -151,6 +153,23 @@ def test_truncated_video(tmp_path, video):
     path.write_bytes(video.read_bytes()[:600])  # header only, no frame data
     msg = _one_line_input_error(lambda: open_frames(path))
     assert "cut.mp4" in msg
+
+
+def test_video_cut_short_decodes_what_is_there_and_warns(tmp_path, video):
+    path = tmp_path / "half.mp4"
+    data = video.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    source = open_frames(path)
+    assert source.meta.num_frames == 100  # the header still gives the full length
+    with pytest.warns(UserWarning, match=r"half.mp4: the video ended after (\d+) frames, "
+                                         r"although its header promises 100") as record:
+        indices = [index for index, _ in source]
+    assert 0 < len(indices) < 95 and indices == list(range(len(indices)))
+    assert f"after {len(indices)} frames" in str(record[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the whole file, or a range inside what is there
+        assert len(list(open_frames(video))) == 100
+        assert len(list(open_frames(path, end="10"))) == 10
 
 
 def test_image_folder_natural_order_and_single_image(tmp_path):

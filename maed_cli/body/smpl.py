@@ -227,22 +227,26 @@ def load_body_model(smpl_path: str | Path | None = None,
                     device: str | torch.device = "cpu") -> BodyModel:
     """SMPL from a file, else from a checkpoint's buffers, else a clear error."""
     path = find_smpl_file(smpl_path)
-    extra = load_regressor(assets.REGRESSOR_EXTRA)
-    if path is not None:
-        model, source = read_smpl_file(path), str(path)
-    elif checkpoint_buffers and "v_template" in checkpoint_buffers:
-        model, source = smpl_arrays_from_buffers(checkpoint_buffers), "checkpoint"
-    else:
-        raise AssetMissingError(
+    buffers = checkpoint_buffers or {}
+    missing = []  # every missing piece in one message, not one per run
+    if path is None and "v_template" not in buffers:
+        missing.append(
             "no SMPL model: either install the neutral SMPL model (`maed setup smpl "
             "SMPL_NEUTRAL.pkl` or the SMPL zip from smpl.is.tue.mpg.de), or install the "
             "official MAED checkpoint (`maed setup weights model_best.pth.tar`), which "
             "carries one")
-    if extra is None and checkpoint_buffers and "J_regressor_extra" in checkpoint_buffers:
-        extra = checkpoint_buffers["J_regressor_extra"].detach().cpu().numpy()
+    extra = load_regressor(assets.REGRESSOR_EXTRA)
+    if extra is None and "J_regressor_extra" in buffers:
+        extra = buffers["J_regressor_extra"].detach().cpu().numpy()
     if extra is None:
-        raise AssetMissingError(_regressor_missing_message(assets.REGRESSOR_EXTRA))
+        missing.append(_regressor_missing_message(assets.REGRESSOR_EXTRA))
     h36m = load_regressor(assets.REGRESSOR_H36M)
     if require_h36m and h36m is None:
-        raise AssetMissingError(_regressor_missing_message(assets.REGRESSOR_H36M))
+        missing.append(_regressor_missing_message(assets.REGRESSOR_H36M))
+    if missing:
+        raise AssetMissingError.naming_all(missing)
+    if path is not None:
+        model, source = read_smpl_file(path), str(path)
+    else:
+        model, source = smpl_arrays_from_buffers(buffers), "checkpoint"
     return BodyModel(model, extra, h36m, source=source).to(device)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from ..errors import MaedError
 from ._app import app, err_console
@@ -10,6 +11,11 @@ from ._app import app, err_console
 # Each module registers its subcommand(s) on `app` when imported.
 from . import (batch, demo, doctor, evaluate, export, profile, render, setup,  # noqa: E402,F401
                train)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings (a truncated video, an fp16 rerun) as one yellow line, not file:line."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     no check foresaw (a full disk), unless MAED_DEBUG is set.
     """
     try:
-        app(args=argv, prog_name="maed", standalone_mode=True)
+        with warnings.catch_warnings():  # restores the default display afterwards
+            warnings.showwarning = _show_warning
+            app(args=argv, prog_name="maed", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MaedError as exc:

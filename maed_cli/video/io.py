@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,17 @@ class VideoFileSource(FrameSource):
                              f"({_ffmpeg_reason(str(exc), self.path)})") from None
         return int(n)
 
+    def _warn_if_cut_short(self, decoded_to: int) -> None:
+        """ffmpeg ends a truncated file quietly; the header still gives the full length."""
+        expected = self.meta.num_frames
+        if self.selection.end is not None and expected is not None:
+            expected = min(expected, self.selection.end)
+        if expected is not None and decoded_to < expected - max(2, expected // 50):
+            warnings.warn(f"{self.path}: the video ended after {decoded_to} frames, although "
+                          f"its header promises {self.meta.num_frames} frames (a truncated or "
+                          f"damaged file?); the frames after it are not in the results",
+                          stacklevel=2)
+
     def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
         start = self.selection.start if self.meta.fps_known else 0
         gen = self._reader(start)
@@ -302,6 +314,7 @@ class VideoFileSource(FrameSource):
                 try:
                     raw = next(gen)
                 except StopIteration:
+                    self._warn_if_cut_short(index)
                     return
                 except (OSError, RuntimeError) as exc:
                     raise InputError(f"{self.path}: decoding failed at frame {index} "
