@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import AssetMissingError
+from .errors import AssetMissingError, InputError
 
 APP_NAME = "maed"
 ENV_HOME = "MAED_HOME"
@@ -55,15 +55,17 @@ def find_asset(names: str | tuple[str, ...], explicit: str | os.PathLike | None 
                ) -> Path | None:
     """The first existing file among `names` (file names or relative paths), or None.
 
-    `explicit` wins when given: an existing path is returned as is; a bare file name (no
-    folder part) that does not exist in the working directory is searched for in the asset
-    folders under that name; a missing path with a folder part gives None.
+    `explicit` wins when given: an existing file is returned as is, an existing folder is an
+    InputError (`refuse_folder`); a bare file name (no folder part) that does not exist in the
+    working directory is searched for in the asset folders under that name; a missing path
+    with a folder part gives None.
     """
     names = (names,) if isinstance(names, str) else tuple(names)
     if explicit is not None:
         path = Path(explicit).expanduser()
         if path.is_file():
             return path
+        refuse_folder(path, Path(names[0]).name)
         if path.parent != Path("."):
             return None
         names = (path.name,)
@@ -73,6 +75,16 @@ def find_asset(names: str | tuple[str, ...], explicit: str | os.PathLike | None 
             if candidate.is_file():
                 return candidate
     return None
+
+
+def refuse_folder(path: str | os.PathLike, example: str) -> None:
+    """An InputError when `path`, given where a file is wanted, is a folder: callers that only
+    ask `is_file()` would otherwise report an existing path as "not found".
+
+    `example` is the file name to suggest inside it (e.g. model_best.pth.tar)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the file (e.g. {path / example})")
 
 
 def describe_search(name: str) -> str:

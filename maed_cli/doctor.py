@@ -5,8 +5,10 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import assets
+from .errors import MaedError
 
 
 @dataclass
@@ -16,6 +18,7 @@ class Check:
     detail: str
     fix: str = ""
     required: bool = True  # the demo cannot run without it
+    broken: bool = False  # there, but unusable (detail says why)
 
 
 def run_checks(render_probe: bool = True) -> list[Check]:
@@ -52,32 +55,93 @@ def run_checks(render_probe: bool = True) -> list[Check]:
                         str(detector) if detector else "yolo11n.pt not found",
                         f"online: downloaded on first use; offline: put yolo11n.pt in "
                         f"{assets.asset_home()} (or use --boxes)", required=False))
+    checks.extend(_asset_checks())
+    return checks
+
+
+def _asset_checks() -> list[Check]:
+    """Each asset is read with the loader the demo uses (the checkpoint without building the
+    network, which would cost seconds), so a file that is there but unusable shows as broken
+    instead of OK. The demo prefers installed files to what the checkpoint carries, so a
+    broken file is broken even when the checkpoint could stand in for it."""
+    from .body.smpl import check_regressor, find_smpl_file, load_regressor
+    from .body.smpl_files import read_smpl_file
+    from .installer import install_target
+
+    checks: list[Check] = []
+    weights_fix = ("maed setup weights model_best.pth.tar   (or: maed setup weights "
+                   "--download)")
     checkpoint = assets.find_asset(assets.CHECKPOINT_NAMES)
-    checks.append(Check("checkpoint", checkpoint is not None,
-                        str(checkpoint) if checkpoint else "not found",
-                        "maed setup weights model_best.pth.tar   (or: maed setup weights "
-                        "--download)"))
-    from .body.smpl import find_smpl_file
+    carried: dict = {}  # the SMPL buffers the checkpoint holds
+    if checkpoint is None:
+        checks.append(Check("checkpoint", False, "not found", weights_fix))
+    else:
+        try:
+            carried = _read_checkpoint(checkpoint)
+            checks.append(Check("checkpoint", True, str(checkpoint)))
+        except Exception as exc:  # noqa: BLE001 - see _problem
+            checks.append(Check("checkpoint", False, _problem(checkpoint, exc),
+                                "replace it: " + weights_fix, broken=True))
+
+    smpl_fix = ("maed setup smpl SMPL_NEUTRAL.pkl   (or install the official checkpoint, "
+                "which carries one)")
     smpl = find_smpl_file()
     if smpl is not None:
-        checks.append(Check("SMPL model", True, str(smpl)))
-    elif checkpoint is not None and checkpoint.name == assets.CHECKPOINT_NAMES[0]:
+        checks.append(_loads("SMPL model", smpl, lambda: read_smpl_file(smpl),
+                             "replace it: maed setup smpl SMPL_NEUTRAL.pkl"))
+    elif "v_template" in carried:
         checks.append(Check("SMPL model", True, f"neutral SMPL inside {checkpoint.name}"))
     else:
-        checks.append(Check("SMPL model", False, "not found",
-                            "maed setup smpl SMPL_NEUTRAL.pkl   (or install the official "
-                            "checkpoint, which carries one)"))
-    extra = assets.find_asset(assets.REGRESSOR_EXTRA)
-    official = checkpoint is not None and checkpoint.name == assets.CHECKPOINT_NAMES[0]
-    checks.append(Check("J_regressor_extra", extra is not None or official,
-                        str(extra) if extra else ("inside the official checkpoint" if official
-                                                  else "not found"),
-                        "maed setup regressors DIR"))
-    h36m = assets.find_asset(assets.REGRESSOR_H36M)
-    checks.append(Check("J_regressor_h36m", h36m is not None,
-                        str(h36m) if h36m else "not found (needed by maed eval only)",
-                        "maed setup regressors DIR", required=False))
-    checks.append(Check("asset home", True, str(assets.asset_home()) +
-                        (" ($MAED_HOME)" if os.environ.get("MAED_HOME") else ""),
-                        required=False))
+        checks.append(Check("SMPL model", False, "not found", smpl_fix))
+
+    regressor_fix = "maed setup regressors DIR"
+    for name, rows, required, absent in (
+            (assets.REGRESSOR_EXTRA, 9, True, "not found"),
+            (assets.REGRESSOR_H36M, 17, False, "not found (needed by maed eval only)")):
+        label = Path(name).stem
+        path = assets.find_asset(name)
+        if path is not None:
+            def load(name=name, rows=rows, label=label) -> None:
+                check_regressor(load_regressor(name), rows, label)
+            checks.append(_loads(label, path, load, "replace it: " + regressor_fix, required))
+        elif name == assets.REGRESSOR_EXTRA and "J_regressor_extra" in carried:
+            checks.append(Check(label, True, f"inside {checkpoint.name}"))
+        else:
+            checks.append(Check(label, False, absent, regressor_fix, required))
+
+    home = str(assets.asset_home()) + (" ($MAED_HOME)" if os.environ.get("MAED_HOME") else "")
+    try:
+        install_target(assets.SMPL_NPZ)  # can `maed setup` write there?
+        checks.append(Check("asset home", True, home, required=False))
+    except MaedError as exc:
+        checks.append(Check("asset home", False, str(exc), "set MAED_HOME to a folder you can "
+                            "write (or unset it)", required=False, broken=True))
     return checks
+
+
+def _loads(name: str, path: Path, load, fix: str, required: bool = True) -> Check:
+    try:
+        load()
+    except Exception as exc:  # noqa: BLE001 - see _problem
+        return Check(name, False, _problem(path, exc), fix, required, broken=True)
+    return Check(name, True, str(path), required=required)
+
+
+def _problem(path: Path, exc: Exception) -> str:
+    """Why a file is unusable. Any exception counts, not only the loaders' own errors: an
+    unforeseen one means the demo fails on the file too, and the doctor must not crash."""
+    text = str(exc) if isinstance(exc, MaedError) else f"{type(exc).__name__}: {exc}"
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def _read_checkpoint(path: Path) -> dict:
+    """What `load_checkpoint` reads and checks before building the network: a safe, readable
+    file holding MAED weights. Returns the SMPL buffers it carries."""
+    from .model.checkpoint import (checkpoint_filter_fn, extract_state_dict, infer_config,
+                                   read_checkpoint_file)
+    raw = read_checkpoint_file(path)
+    state, smpl = checkpoint_filter_fn(extract_state_dict(raw))
+    infer_config(state)
+    if isinstance(raw, dict) and isinstance(raw.get("smpl"), dict):
+        smpl.update(raw["smpl"])
+    return smpl

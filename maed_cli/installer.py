@@ -1,6 +1,7 @@
 """`maed setup`: install SMPL, checkpoints and regressors into the asset home, idempotently."""
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import assets
-from .atomic import atomic_path
+from .atomic import atomic_path, check_writable
 from .body.smpl_files import read_smpl_file, write_smpl_npz
 from .errors import AssetMissingError, InputError, MaedError
 from .model.checkpoint import file_sha256, load_checkpoint
@@ -22,11 +23,21 @@ class Installed:
     detail: str = ""
 
 
+def install_target(name: str, home: Path | None = None) -> Path:
+    """`<home>/<name>`, once a file can be written there: checked before the slow reading and
+    converting, and in one line naming $MAED_HOME when that is where the home comes from."""
+    option = f"${assets.ENV_HOME}" if home is None and os.environ.get(assets.ENV_HOME) \
+        else "asset folder"
+    target = (home or assets.asset_home()) / name
+    check_writable(target, "file", option)
+    return target
+
+
 def install_smpl(source: str | Path, home: Path | None = None) -> Installed:
     """SMPL pkl/zip/npz -> `<home>/smpl/SMPL_NEUTRAL.npz` (plain arrays, no pickle)."""
-    home = home or assets.asset_home()
+    assets.refuse_folder(source, assets.SMPL_PKL_NAMES[0])
+    target = install_target(assets.SMPL_NPZ, home)
     model = read_smpl_file(source)
-    target = home / assets.SMPL_NPZ
     if target.is_file():
         try:
             existing = read_smpl_file(target)
@@ -40,8 +51,9 @@ def install_smpl(source: str | Path, home: Path | None = None) -> Installed:
 
 def install_weights(source: str | Path, home: Path | None = None) -> list[Installed]:
     """Verify a checkpoint loads, copy it into the home, record its sha256 beside it."""
-    home = home or assets.asset_home()
     source = Path(source)
+    assets.refuse_folder(source, assets.CHECKPOINT_NAMES[0])
+    home = install_target(assets.CHECKPOINT_NAMES[0], home).parent  # both names live there
     loaded = load_checkpoint(source)  # raises CheckpointError with one clear line
     name = assets.CHECKPOINT_NAMES[0] if loaded.kind == "official" else assets.CHECKPOINT_NAMES[1]
     target = home / name
@@ -64,11 +76,11 @@ def install_weights(source: str | Path, home: Path | None = None) -> list[Instal
 
 
 def install_regressors(folder: str | Path, home: Path | None = None) -> list[Installed]:
-    home = home or assets.asset_home()
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder (give the folder that holds "
                          f"{assets.REGRESSOR_EXTRA} and/or {assets.REGRESSOR_H36M})")
+    home = install_target(assets.REGRESSOR_EXTRA, home).parent  # both names live there
     results = []
     for name, rows in ((assets.REGRESSOR_EXTRA, 9), (assets.REGRESSOR_H36M, 17)):
         source = folder / name
@@ -95,9 +107,9 @@ def install_regressors(folder: str | Path, home: Path | None = None) -> list[Ins
 
 def download_checkpoint(home: Path | None = None) -> list[Installed]:
     """Fetch the official checkpoint from its public Google Drive file (resumable)."""
-    home = home or assets.asset_home()
+    partial = install_target(assets.CHECKPOINT_NAMES[0] + ".download", home)
+    home = partial.parent
     home.mkdir(parents=True, exist_ok=True)
-    partial = home / (assets.CHECKPOINT_NAMES[0] + ".download")
     try:
         import gdown
     except ImportError:

@@ -1,6 +1,8 @@
 """`maed setup` and `maed doctor` against synthetic assets (never a real download)."""
+import os
 import socket
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,3 +90,117 @@ def test_download_offline_fails_in_one_line(capsys, monkeypatch):
     assert code == 2
     assert "could not download" in out and "maed setup weights PATH" in out
     assert "Traceback" not in out
+
+
+def _flat(text):
+    """Table cells wrap: compare on single-spaced text with the borders removed."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def _row(checks, name):
+    return next(c for c in checks if c.name == name)
+
+
+@pytest.mark.parametrize("home", ["proc", "file"])
+def test_doctor_reports_an_unusable_asset_home(capsys, tmp_path, monkeypatch, home):
+    from maed_cli.doctor import run_checks
+    if home == "proc":
+        if not os.path.isdir("/proc/self"):
+            pytest.skip("needs Linux /proc")
+        path, why = "/proc/maed-no-such", "cannot write in /proc"
+    else:
+        path, why = str(tmp_path / "a_file"), "is a file, not a folder"
+        (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("MAED_HOME", path)
+    row = _row(run_checks(render_probe=False), "asset home")
+    assert not row.ok and row.broken
+    assert why in row.detail and "MAED_HOME" in row.fix
+    code, out = run(capsys, "doctor", "--no-render-probe")
+    assert "BROKEN" in out
+
+
+def test_doctor_loads_the_assets_it_reports(capsys, tmp_path, synthetic_assets,
+                                           _isolated_asset_home):
+    from maed_cli.doctor import run_checks
+    assert run(capsys, "setup", "smpl", str(synthetic_assets["pkl"]))[0] == 0
+    assert run(capsys, "setup", "regressors", str(synthetic_assets["pkl"].parent))[0] == 0
+    assert run(capsys, "setup", "weights",
+               str(official_checkpoint(tmp_path / "model_best.pth.tar")))[0] == 0
+    assert run(capsys, "doctor", "--no-render-probe")[0] == 0
+    (_isolated_asset_home / "J_regressor_extra.npy").write_text("not an array")
+    row = _row(run_checks(render_probe=False), "J_regressor_extra")
+    assert not row.ok and row.broken and "not a readable .npy regressor" in row.detail
+    assert "maed setup regressors" in row.fix
+    code, out = run(capsys, "doctor", "--no-render-probe")
+    assert code == 1 and "Everything the demo needs" not in out
+    assert "BROKEN" in out and "broken J_regressor_extra" in _flat(out)
+    # the wrong shape is what the demo's body model refuses too
+    np.save(_isolated_asset_home / "J_regressor_extra.npy", np.zeros((3, 6890)))
+    row = _row(run_checks(render_probe=False), "J_regressor_extra")
+    assert not row.ok and "shape (3, 6890), expected (9, 6890)" in row.detail
+    (_isolated_asset_home / "smpl" / "SMPL_NEUTRAL.npz").write_text("junk")
+    (_isolated_asset_home / "model_best.pth.tar").write_text("junk")
+    checks = run_checks(render_probe=False)
+    assert "not a readable SMPL npz" in _row(checks, "SMPL model").detail
+    # 4 bytes make torch's unpickler fail in a way read_checkpoint_file does not foresee:
+    # still a row, not a crash
+    assert "model_best.pth.tar" in _row(checks, "checkpoint").detail
+    assert all(c.broken and not c.ok for c in checks if c.name in ("SMPL model", "checkpoint"))
+
+
+def test_a_folder_given_for_a_file_is_named_as_a_folder(capsys, tmp_path):
+    from maed_cli import assets
+    from maed_cli.errors import InputError
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    for args, example in ((("setup", "weights", str(folder)), "model_best.pth.tar"),
+                          (("setup", "smpl", str(folder)), "SMPL_NEUTRAL.pkl")):
+        code, out = run(capsys, *args)
+        assert code == 2 and "Traceback" not in out
+        assert f"{folder} is a folder; give the file (e.g. {folder / example})" in _flat(out)
+    with pytest.raises(InputError, match="adir is a folder; give the file"):
+        assets.find_checkpoint(folder)
+    with pytest.raises(InputError, match="adir is a folder"):
+        assets.require_asset(assets.REGRESSOR_EXTRA, folder, what="regressor", how="")
+    from maed_cli.body.smpl import find_smpl_file
+    from maed_cli.data.db import read_db
+    from maed_cli.model.checkpoint import read_checkpoint_file
+    for read, example in ((find_smpl_file, "SMPL_NEUTRAL.pkl"),
+                          (lambda path: read_db(path, "3dpw", "test"), "3dpw_test_db.pt"),
+                          (read_checkpoint_file, "model_best.pth.tar")):
+        with pytest.raises(InputError, match=f"adir is a folder; give the file .*{example}"):
+            read(folder)
+
+
+def test_a_few_bytes_of_junk_are_not_a_checkpoint(tmp_path):
+    from maed_cli.errors import CheckpointError
+    from maed_cli.model.checkpoint import read_checkpoint_file
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk")  # torch.load fails on it with a struct.error
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable PyTorch checkpoint"):
+        read_checkpoint_file(junk)
+
+
+@pytest.mark.parametrize("home", ["proc", "file"])
+def test_setup_checks_the_asset_home_before_the_work(capsys, tmp_path, monkeypatch,
+                                                     synthetic_assets, home):
+    if home == "proc":
+        if not os.path.isdir("/proc/self"):
+            pytest.skip("needs Linux /proc")
+        path, why = "/proc/maed-no-such", "cannot write in /proc"
+    else:
+        path, why = str(tmp_path / "a_file"), "is a file, not a folder"
+        (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("MAED_HOME", path)
+    import maed_cli.installer as installer
+
+    def never(*args, **kwargs):
+        raise AssertionError("the source was read before the destination was checked")
+    monkeypatch.setattr(installer, "read_smpl_file", never)
+    monkeypatch.setattr(installer, "load_checkpoint", never)
+    for args in (("setup", "regressors", str(synthetic_assets["pkl"].parent)),
+                 ("setup", "smpl", str(synthetic_assets["pkl"])),
+                 ("setup", "weights", str(tmp_path / "model_best.pth.tar"))):
+        code, out = run(capsys, *args)
+        assert code == 2, (args, out)
+        assert out.strip().startswith("error: $MAED_HOME") and why in _flat(out), out

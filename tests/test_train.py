@@ -3,6 +3,7 @@ two gloo processes, kill-and-resume equals an uninterrupted run, NaN stop."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -283,3 +284,38 @@ def test_weighted_hybrid_step(synth, synthetic_assets, tmp_path, one_thread):
     after = trainer.model.state_dict()
     assert not torch.equal(before["encoder.blocks.0.attn.ts_attn.weight"],
                            after["encoder.blocks.0.attn.ts_attn.weight"])
+
+
+@pytest.mark.parametrize("where, message", [
+    ("proc", r"out_dir /proc/maed-no-such/run: cannot write in /proc"),
+    ("file", r"out_dir .*a_file: exists and is not a folder"),
+])
+def test_unwritable_out_dir_is_refused_before_any_work(synth, synthetic_assets, tmp_path,
+                                                        capsys, monkeypatch, where, message):
+    if where == "proc" and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc")
+    out = Path("/proc/maed-no-such/run") if where == "proc" else tmp_path / "a_file"
+    if where == "file":
+        out.write_text("not a folder")
+    import maed_cli.data.train_datasets as datasets
+
+    def never(*args, **kwargs):
+        raise AssertionError("the datasets were built before out_dir was checked")
+    monkeypatch.setattr(datasets, "build_datasets", never)
+    from maed_cli.cli import main
+    code = main(["train", "-q", "--config", str(ROOT / "configs/cpu-smoke.yaml"),
+                 *overrides(synth, synthetic_assets, out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert re.search(message, " ".join(err.split())), err
+
+
+def test_resume_from_a_folder_names_the_file_to_give(tmp_path, capsys):
+    from maed_cli.cli import main
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    code = main(["train", "-q", "--resume", str(run)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2
+    assert f"{run} is a folder; give the file (e.g. {run / 'checkpoints/last.pt'})" in err

@@ -250,3 +250,46 @@ def test_config_by_preset_name():
     assert load_config("stage1").stage == 1
     with pytest.raises(InputError, match="config file not found: nope"):
         load_config("nope")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.epochs=-1", r"optim\.epochs must be a whole number >= 1, got -1"),
+    ("optim.epochs=0", r"optim\.epochs must be a whole number >= 1, got 0"),
+    ("optim.epochs=1.5", r"optim\.epochs must be a whole number >= 1, got 1\.5"),
+    ("optim.lr=-1", r"optim\.lr must be a number > 0, got -1\.0"),
+    ("optim.lr=0", r"optim\.lr must be a number > 0, got 0\.0"),
+    ("optim.lr=.nan", r"optim\.lr must be a number > 0, got nan"),
+    ("data.batch_3d=0", r"data\.batch_3d must be a whole number >= 1 while data\.video_3d "
+                        r"lists datasets \(set data\.video_3d=\[\] to train without them\)"),
+    ("data.batch_img=0", r"data\.batch_img must be a whole number >= 1 while data\.images"),
+    ("data.batch_2d=-1", r"data\.batch_2d must be a whole number >= 1"),
+])
+def test_config_numbers_are_checked_naming_the_key(override, message):
+    with pytest.raises(InputError, match=message):
+        load_config(ROOT / "configs/stage2.yaml", [override])
+
+
+def test_batch_of_a_stream_that_is_not_built_may_be_zero():
+    cfg = load_config(ROOT / "configs/stage2.yaml", ["data.video_3d=[]", "data.batch_3d=0",
+                                                     "data.images=[]", "data.batch_img=0"])
+    assert cfg.data.batch_3d == 0 and cfg.data.batch_img == 0
+    stage1 = load_config(ROOT / "configs/stage1.yaml", ["data.batch_2d=0", "data.batch_3d=0"])
+    assert stage1.data.batch_2d == 0
+    with pytest.raises(InputError, match=r"data\.batch_2d must be a whole number >= 0"):
+        load_config(ROOT / "configs/stage1.yaml", ["data.batch_2d=-2"])
+
+
+@pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "null\n"])
+def test_empty_config_file_is_refused(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"empty\.yaml: the file holds no settings"):
+        load_config(path)
+
+
+def test_stream_refuses_batch_zero_instead_of_dividing_by_it():
+    from maed_cli.train.distributed import DistInfo
+    from maed_cli.train.trainer import Stream
+    info = DistInfo(rank=0, world_size=1, local_rank=0)
+    with pytest.raises(InputError, match=r"video_3d datasets need a batch size >= 1.*got 0"):
+        Stream("video_3d", list(range(8)), 0, 0, info, 0, torch.device("cpu"))

@@ -79,12 +79,12 @@ class BodyModel(nn.Module):
         buf("vertex_joint_ids", np.asarray(VERTEX_JOINT_IDS), torch.long)
         buf("joint_map", np.asarray(JOINT49_FROM_54), torch.long)
         if j_regressor_extra is not None:
-            _check_regressor(j_regressor_extra, 9, "J_regressor_extra")
+            check_regressor(j_regressor_extra, 9, "J_regressor_extra")
             buf("J_regressor_extra", j_regressor_extra)
         else:
             self.J_regressor_extra = None
         if j_regressor_h36m is not None:
-            _check_regressor(j_regressor_h36m, 17, "J_regressor_h36m")
+            check_regressor(j_regressor_h36m, 17, "J_regressor_h36m")
             buf("J_regressor_h36m", j_regressor_h36m)
         else:
             self.J_regressor_h36m = None
@@ -189,7 +189,7 @@ class LazyVertices:
         return full if dtype is None else full.astype(dtype)
 
 
-def _check_regressor(array: np.ndarray, rows: int, name: str) -> None:
+def check_regressor(array: np.ndarray, rows: int, name: str) -> None:
     if np.asarray(array).shape != (rows, 6890):
         raise InputError(f"{name} has shape {np.asarray(array).shape}, expected ({rows}, 6890)")
 
@@ -213,6 +213,7 @@ def load_regressor(name: str, explicit: str | Path | None = None) -> np.ndarray 
 def find_smpl_file(explicit: str | Path | None = None) -> Path | None:
     if explicit is not None:
         path = Path(explicit).expanduser()
+        assets.refuse_folder(path, assets.SMPL_PKL_NAMES[0])
         if not path.is_file():
             raise AssetMissingError(f"SMPL file not found: {path}")
         return path

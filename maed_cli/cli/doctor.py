@@ -13,7 +13,8 @@ def doctor(
 ) -> None:
     """Check Python/torch/GPU, renderer, ffmpeg and every asset; say how to fix what is missing.
 
-    Exits with status 1 when something the demo needs is missing.
+    Every asset found is also read, as the demo would. Exits with status 1 when
+    something the demo needs is missing or broken.
     """
     from ..doctor import run_checks
 
@@ -22,12 +23,18 @@ def doctor(
     for column in ("check", "", "found", "fix"):
         table.add_column(column, overflow="fold")
     for check in checks:
-        mark = "[green]OK[/]" if check.ok else ("[red]MISSING[/]" if check.required
-                                                else "[yellow]--[/]")
+        colour = "red" if check.required else "yellow"
+        mark = ("[green]OK[/]" if check.ok else f"[{colour}]BROKEN[/]" if check.broken
+                else "[red]MISSING[/]" if check.required else "[yellow]--[/]")
         table.add_row(check.name, mark, check.detail, "" if check.ok else check.fix)
     console.print(table)
-    blocking = [c.name for c in checks if c.required and not c.ok]
+    blocking = [c for c in checks if c.required and not c.ok]
     if blocking:
-        console.print(f"[red]The demo cannot run yet:[/] missing {', '.join(blocking)}.")
+        missing = [c.name for c in blocking if not c.broken]
+        broken = [c.name for c in blocking if c.broken]
+        console.print("[red]The demo cannot run yet:[/] " + "; ".join(
+            f"{what} {', '.join(names)}" for what, names in (("missing", missing),
+                                                            ("broken", broken)) if names)
+            + ".")
         raise typer.Exit(1)
     console.print("[green]Everything the demo needs is in place.[/]")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..assets import refuse_folder
 from ..errors import InputError
 from .evalset import EvalSet, check_images
 from .safe_pickle import UnsafePickleError, as_str_array, load_joblib
@@ -72,6 +73,7 @@ def read_db(path: str | Path, dataset: str, split: str, data_dir: Path | None = 
     """One db file as an EvalSet; InputError naming the file for anything that does not fit."""
     path = Path(path)
     layout = LAYOUTS[dataset]
+    refuse_folder(path, f"{dataset}_{split}_db.pt")
     if not path.is_file():
         raise InputError(f"db file not found: {path}")
     try:

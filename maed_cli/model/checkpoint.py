@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
+import struct
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..assets import CHECKPOINT_NAMES, refuse_folder
 from ..atomic import atomic_path
 from ..errors import CheckpointError
 from .maed import MAED, MAEDConfig
@@ -57,6 +59,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 def read_checkpoint_file(path: str | Path) -> Any:
     """torch.load with weights_only=True, turning every failure into one CheckpointError."""
     path = Path(path)
+    refuse_folder(path, CHECKPOINT_NAMES[0])
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -75,7 +78,7 @@ def read_checkpoint_file(path: str | Path) -> Any:
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError,
-            AttributeError, TypeError, IndexError) as exc:
+            AttributeError, TypeError, IndexError, struct.error) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (truncated or another kind of file: "

@@ -9,6 +9,7 @@ silently ignored. Values of overrides are parsed as YAML (`[60, 90]`, `true`, `n
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,50 @@ class TrainConfig:
             raise InputError("config: stage 1 needs at least one image dataset (data.images)")
         if self.stage == 2 and not self.data.video_3d and not self.data.video_2d:
             raise InputError("config: stage 2 needs video datasets (data.video_2d/video_3d)")
+        self._validate_numbers()
+
+    def _validate_numbers(self) -> None:
+        o, d = self.optim, self.data
+        _whole(o.epochs, "optim.epochs", 1)
+        _positive(o.lr, "optim.lr")
+        _positive(o.weight_decay, "optim.weight_decay", zero_ok=True)
+        _positive(o.gamma, "optim.gamma")
+        if o.iters_per_epoch is not None:
+            _whole(o.iters_per_epoch, "optim.iters_per_epoch", 1)
+        if o.grad_clip is not None:
+            _positive(o.grad_clip, "optim.grad_clip")
+        if self.max_steps is not None:
+            _whole(self.max_steps, "max_steps", 0)
+        _whole(self.save_every_steps, "save_every_steps", 0)
+        _whole(d.num_workers, "data.num_workers", 0)
+        # A batch size only matters for a stream that is built (build_datasets): presets
+        # without images keep stage 2's batch_img, and stage 1 ignores the video batches,
+        # so 0 is fine there.
+        for key, names, used in (("batch_2d", "video_2d", self.stage == 2),
+                                 ("batch_3d", "video_3d", self.stage == 2),
+                                 ("batch_img", "images", True)):
+            if used and getattr(d, names):
+                _whole(getattr(d, key), f"data.{key}", 1,
+                       f"while data.{names} lists datasets (set data.{names}=[] to train "
+                       f"without them)")
+            else:
+                _whole(getattr(d, key), f"data.{key}", 0)
+        if self.val.enabled:
+            _whole(self.val.batch, "val.batch", 1)
+
+
+def _whole(value: Any, key: str, minimum: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"config: {key} must be a whole number >= {minimum}"
+                         f"{' ' + why if why else ''}, got {value!r}")
+
+
+def _positive(value: Any, key: str, zero_ok: bool = False) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    if not number or value < 0 or (value == 0 and not zero_ok):
+        raise InputError(f"config: {key} must be a number {'>= 0' if zero_ok else '> 0'}, "
+                         f"got {value!r}")
 
 
 def _from_dict(cls: type, values: dict, where: str) -> Any:
@@ -216,9 +261,12 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise InputError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:  # a 0-byte or comments-only file: most likely the wrong file
+        raise InputError(f"{path}: the file holds no settings; a training config is a mapping "
+                         f"of keys to values (e.g. `base: stage2.yaml`, see configs/)")
     if not isinstance(data, dict):
         raise InputError(f"{path}: a training config is a mapping of keys to values")
     base = data.pop("base", None)

@@ -32,6 +32,8 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from ..assets import refuse_folder
+from ..atomic import check_writable
 from ..errors import CheckpointError, InputError, MaedError
 from ..model import MAED, save_checkpoint
 from ..model.checkpoint import checkpoint_filter_fn, extract_state_dict, read_checkpoint_file
@@ -78,6 +80,9 @@ class Stream:
     def __init__(self, name: str, dataset, batch: int, seed: int, info: D.DistInfo,
                  workers: int, device: torch.device):
         self.name, self.dataset, self.batch, self.workers = name, dataset, batch, workers
+        if batch < 1:  # TrainConfig.validate refuses this; a config built in code may not
+            raise InputError(f"the {name} datasets need a batch size >= 1 (data.batch_*), "
+                             f"got {batch}")
         self.sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
                                           shuffle=True, seed=seed, drop_last=False)
         self.batches_per_pass = len(self.sampler) // batch
@@ -183,6 +188,8 @@ class Trainer:
         self.resume_path = Path(resume) if resume else None
         resume_raw = None
         if self.resume_path is not None:
+            refuse_folder(self.resume_path, "checkpoints/last.pt" if
+                          (self.resume_path / "checkpoints").is_dir() else "last.pt")
             resume_raw = read_checkpoint_file(self.resume_path)
             if not isinstance(resume_raw, dict) or "train_state" not in resume_raw:
                 raise CheckpointError(f"{self.resume_path}: not a training checkpoint (no "
@@ -201,6 +208,9 @@ class Trainer:
         self.console, self.quiet = console, quiet or not self.info.is_main
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
+        check_writable(self.out_dir, "folder", "out_dir")
+        if self.out_dir.is_dir():  # the check above probes beside a folder; runs write inside
+            check_writable(self.out_dir / "config.yaml", "file", "out_dir")
         if resume_raw is None and (self.ckpt_dir / "last.pt").exists():
             raise InputError(f"{self.out_dir} already holds a run; pass --resume "
                              f"{self.ckpt_dir / 'last.pt'} to continue it, or choose another "
