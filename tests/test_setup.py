@@ -101,16 +101,20 @@ def _row(checks, name):
     return next(c for c in checks if c.name == name)
 
 
-@pytest.mark.parametrize("home", ["proc", "file"])
-def test_doctor_reports_an_unusable_asset_home(capsys, tmp_path, monkeypatch, home):
-    from maed_cli.doctor import run_checks
-    if home == "proc":
+@pytest.fixture(params=["proc", "file"])
+def unusable_home(request, tmp_path):
+    """(path, why): an asset home nothing can be written in, under /proc or a file."""
+    if request.param == "proc":
         if not os.path.isdir("/proc/self"):
             pytest.skip("needs Linux /proc")
-        path, why = "/proc/maed-no-such", "cannot write in /proc"
-    else:
-        path, why = str(tmp_path / "a_file"), "is a file, not a folder"
-        (tmp_path / "a_file").write_text("x")
+        return "/proc/maed-no-such", "cannot write in /proc"
+    (tmp_path / "a_file").write_text("x")
+    return str(tmp_path / "a_file"), "is a file, not a folder"
+
+
+def test_doctor_reports_an_unusable_asset_home(capsys, monkeypatch, unusable_home):
+    from maed_cli.doctor import run_checks
+    path, why = unusable_home
     monkeypatch.setenv("MAED_HOME", path)
     row = _row(run_checks(render_probe=False), "asset home")
     assert not row.ok and row.broken
@@ -181,16 +185,9 @@ def test_a_few_bytes_of_junk_are_not_a_checkpoint(tmp_path):
         read_checkpoint_file(junk)
 
 
-@pytest.mark.parametrize("home", ["proc", "file"])
 def test_setup_checks_the_asset_home_before_the_work(capsys, tmp_path, monkeypatch,
-                                                     synthetic_assets, home):
-    if home == "proc":
-        if not os.path.isdir("/proc/self"):
-            pytest.skip("needs Linux /proc")
-        path, why = "/proc/maed-no-such", "cannot write in /proc"
-    else:
-        path, why = str(tmp_path / "a_file"), "is a file, not a folder"
-        (tmp_path / "a_file").write_text("x")
+                                                     synthetic_assets, unusable_home):
+    path, why = unusable_home
     monkeypatch.setenv("MAED_HOME", path)
     import maed_cli.installer as installer
 
