@@ -19,6 +19,7 @@ The overlay mask is the depth buffer (depth > 0): OSMesa returns RGB only.
 from __future__ import annotations
 
 import colorsys
+import importlib.util
 import os
 import subprocess
 import sys
@@ -93,6 +94,20 @@ def require_platform() -> str:
         raise RendererUnavailable(unavailable_message(platforms))
     os.environ["PYOPENGL_PLATFORM"] = name
     return name
+
+
+def _load_triton_before_gl() -> None:
+    """Software GL (Mesa's llvmpipe) brings the system's LLVM into the process; Triton's
+    libtriton carries its own, and loading it after Mesa's crashes the process (a segfault
+    in `import triton`, which torch.compile, torchvision and so ultralytics pull in, e.g. a
+    detector built after a render in one process). The other order works, so Triton is
+    loaded first when it is installed."""
+    if importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton._C.libtriton  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken Triton is torch's concern, not the renderer's
+        pass
 
 
 def track_color(track_id: int) -> tuple[float, float, float]:
@@ -196,6 +211,7 @@ class MeshRenderer:
             scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=intensity),
                       pose=_look_along(np.asarray(direction, dtype=np.float64)))
         self._scene = scene
+        _load_triton_before_gl()
         try:
             self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
             from OpenGL.GL import GL_RENDERER, glGetString

@@ -150,6 +150,22 @@ def test_no_gl_import_without_rendering():
     assert out.stdout.strip() == "False"
 
 
+def test_torch_libraries_load_after_a_render():
+    """Software GL's LLVM and Triton's clash when Triton comes second: a detector (ultralytics
+    -> torchvision -> triton) built after a render in one process used to segfault."""
+    code = ("import numpy as np\n"
+            "from maed_cli.render import MeshRenderer, PersonMesh, track_color\n"
+            "faces = np.array([[0, 1, 2], [0, 2, 3]])\n"
+            "verts = np.array([[0, 0, 0], [.3, 0, 0], [.3, .3, 0], [0, .3, 0]], np.float32)\n"
+            "MeshRenderer(64, 64, faces).render(None, [PersonMesh(\n"
+            "    verts, track_color(1), orig_cam=np.array([1.0, 1.0, 0.0, 0.0]))])\n"
+            "import torchvision.extension\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
 def test_no_opengl_fails_with_one_clear_line(synthetic_body, faces, monkeypatch):
     from maed_cli import render
     monkeypatch.setenv(render.PLATFORM_ENV, "no-such-gl")
