@@ -12,22 +12,28 @@ from typing import Literal
 from .errors import InputError
 
 
-def check_writable(path: str | os.PathLike, kind: Literal["file", "folder"],
-                   option: str) -> None:
-    """Fail now, in one line naming `option`, if `path` cannot be written as a `kind` by the
-    atomic writers below (a temporary beside it, then a rename): not after the long work.
+def check_writable(path: str | os.PathLike, kind: Literal["file", "folder"], option: str,
+                   *, inside: bool = False) -> None:
+    """Fail now, in one line naming `option`, if `path` cannot be written as a `kind`: not
+    after the long work. Where the writing happens: beside `path` (the atomic writers below
+    make a temporary there, then rename), or with `inside` in the folder `path` itself once
+    it exists (a folder that files are written into one by one).
 
     Permission bits are not enough (root passes them, and /proc or a read-only mount refuse
-    files anyway), so a probe file is created and removed in the nearest existing folder."""
-    path = Path(path)
-    if path.exists():
-        if kind == "file" and path.is_dir():
-            raise InputError(f"{option} {path}: is a folder; give a file name")
-        if kind == "folder" and not path.is_dir():
-            raise InputError(f"{option} {path}: exists and is not a folder")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    files anyway), so a probe file is created and removed where the writing will happen."""
+    path = Path(path).expanduser()
+    try:
+        if path.exists():
+            if kind == "file" and path.is_dir():
+                raise InputError(f"{option} {path}: is a folder; give a file name")
+            if kind == "folder" and not path.is_dir():
+                raise InputError(f"{option} {path}: exists and is not a folder")
+        folder = path if inside and path.is_dir() else path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    except OSError as exc:  # a folder on the way that we may not look into
+        raise InputError(f"{option} {path}: cannot look into {exc.filename or path} "
+                         f"({exc.strerror or exc})") from None
     if not folder.is_dir():
         raise InputError(f"{option} {path}: {folder} is a file, not a folder")
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._app import app, console, err_console
@@ -114,7 +115,7 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
     from ..runner import extra_outputs, load_model_and_body, preflight_demo
 
     videos = lib.collect_videos(inputs, exclude=output)
-    check_writable(output, "folder", "--output")
+    check_writable(output, "folder", "--output", inside=True)
     lib.check_options(options)
     mine = lib.shard(videos, info.world_size)[info.rank]
     unboxed = [v for v in mine if v.path.is_file() and v.boxes_file() is None]
@@ -150,7 +151,8 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
             event, detail = "failed before", record.get("error") or ""
         else:
             detail = record.get("error") or ""
-        console.print(f"{prefix}[{style}]{event:>8}[/] {record['video']}  {detail}",
+        console.print(f"{prefix}[{style}]{event:>8}[/] {escape(record['video'])}  "
+                      f"{escape(detail)}",
                       highlight=False, soft_wrap=True)
 
     if not quiet:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ..atomic import check_writable
 from ._app import app, console
@@ -39,6 +40,9 @@ def export(
     from ..export import export_results, parse_formats
     from ..results import load_result_set
     wanted = parse_formats(formats)
+    base = results_path if results_path.is_dir() else results_path.parent
+    folder = output or base / "export"
+    check_writable(folder, "folder", "--output", inside=True)
     results = load_result_set(results_path, video=video)
     results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)
     body = load_body(smpl) if {"glb", "bvh"} & set(wanted) else None
@@ -46,10 +50,7 @@ def export(
     if body is None and {"obj", "ply"} & set(wanted):
         from ..render import load_faces
         faces = load_faces(smpl)
-    base = results_path if results_path.is_dir() else results_path.parent
-    folder = output or base / "export"
-    check_writable(folder, "folder", "--output")
     with console.status(f"exporting {', '.join(wanted)}"):
         files = export_results(results, folder, wanted, body=body, faces=faces,
                                pose_correctives=pose_correctives)
-    console.print(f"[green]wrote[/] {len(files)} files under {folder}")
+    console.print(f"[green]wrote[/] {len(files)} files under {escape(str(folder))}")

@@ -84,7 +84,7 @@ def _check_options(opts: EvalOptions) -> None:
                                (opts.save_predictions, "file", "--save-predictions"),
                                (opts.cache_dir, "folder", "--cache-dir")):
         if path is not None:
-            check_writable(path, kind, option)
+            check_writable(path, kind, option, inside=kind == "folder")
     if opts.predictions is not None and opts.interp != 1:
         raise InputError("--interp applies to running the network; it cannot be combined with "
                          "--predictions")

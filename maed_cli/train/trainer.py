@@ -208,9 +208,7 @@ class Trainer:
         self.console, self.quiet = console, quiet or not self.info.is_main
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
-        check_writable(self.out_dir, "folder", "out_dir")
-        if self.out_dir.is_dir():  # the check above probes beside a folder; runs write inside
-            check_writable(self.out_dir / "config.yaml", "file", "out_dir")
+        check_writable(self.out_dir, "folder", "out_dir", inside=True)
         if resume_raw is None and (self.ckpt_dir / "last.pt").exists():
             raise InputError(f"{self.out_dir} already holds a run; pass --resume "
                              f"{self.ckpt_dir / 'last.pt'} to continue it, or choose another "
