@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,51 @@ def test_check_writable_refuses_what_the_atomic_writers_cannot_write(tmp_path):
     with pytest.raises(InputError, match=r"--cache-dir /proc/x/y: cannot write in /proc"):
         check_writable("/proc/x/y", "folder", "--cache-dir")  # root passes os.access here
     assert not list(tmp_path.glob(".maed-write-check.*"))
+
+
+def test_check_writable_probes_where_the_writing_happens(tmp_path, monkeypatch):
+    import tempfile
+
+    from maed_cli.atomic import check_writable
+    from maed_cli.errors import InputError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    probed = []
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        probed.append(Path(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    check_writable(out, "folder", "--output")  # demo: its temporary goes beside the folder
+    check_writable(out, "folder", "--output", inside=True)  # batch, export: files go inside
+    check_writable(tmp_path / "new", "folder", "--output", inside=True)  # made in its parent
+    assert probed == [tmp_path, out, tmp_path]
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", "/home/bob")
+
+    monkeypatch.setattr(Path, "exists", denied)  # a folder on the way we may not look into
+    with pytest.raises(InputError, match="--output /home/bob/out: cannot look into /home/bob"):
+        check_writable("/home/bob/out", "folder", "--output")
+
+
+def test_paths_are_printed_as_text_not_markup(monkeypatch, capsys):
+    import warnings
+
+    import maed_cli.doctor
+    from maed_cli.errors import InputError
+
+    def fail(*args, **kwargs):
+        warnings.warn("clips/[final] cut.mp4: ended early")
+        raise InputError("clips/[/x] cut.mp4: not a video")
+
+    monkeypatch.setattr(maed_cli.doctor, "run_checks", fail)
+    assert main(["doctor"]) == 2
+    err = capsys.readouterr().err
+    assert "clips/[final] cut.mp4: ended early" in err and "clips/[/x] cut.mp4" in err
 
 
 def test_unforeseen_os_error_is_one_line(monkeypatch, capsys):

@@ -5,6 +5,8 @@ import os
 import sys
 import warnings
 
+from rich.markup import escape
+
 from ..errors import MaedError
 from ._app import app, err_console
 
@@ -15,7 +17,8 @@ from . import (batch, demo, doctor, evaluate, export, profile, render, setup,  #
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our warnings (a truncated video, an fp16 rerun) as one yellow line, not file:line."""
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False,
+                      soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MaedError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # paths like clips/[final].mp4 are text, not rich markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
@@ -41,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("MAED_DEBUG"):
             raise
         where = f" {exc.filename}" if exc.filename else ""
-        err_console.print(f"[bold red]error:[/] cannot read or write{where}: "
-                          f"{exc.strerror or exc} (MAED_DEBUG=1 shows the traceback)",
+        err_console.print(f"[bold red]error:[/] cannot read or write{escape(where)}: "
+                          f"{escape(str(exc.strerror or exc))} (MAED_DEBUG=1 shows the "
+                          f"traceback)",
                           highlight=False, soft_wrap=True)
         return 1
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ._app import app, console, err_console
 from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, CropScaleOpt,
@@ -63,4 +64,4 @@ def demo(
                               console=console, err_console=err_console)
     if not quiet:
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
-                      f"{report.output}")
+                      f"{escape(str(report.output))}")

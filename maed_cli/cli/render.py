@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ..atomic import check_writable
 from ..errors import InputError
@@ -125,4 +126,4 @@ def render(
                      compare=other, labels=(names[0], names[1]), antialias=antialias,
                      progress=lambda done, total: progress.update(task, completed=done,
                                                                   total=total))
-    console.print(f"[green]wrote[/] {output}")
+    console.print(f"[green]wrote[/] {escape(str(output))}")

@@ -293,15 +293,17 @@ class VideoFileSource(FrameSource):
         return int(n)
 
     def _warn_if_cut_short(self, decoded_to: int) -> None:
-        """ffmpeg ends a truncated file quietly; the header still gives the full length."""
+        """ffmpeg ends a truncated file quietly. The expected length is the container's
+        duration x fps, an estimate (a soundtrack longer than the video stretches it), so
+        only a shortfall of over a tenth is reported, and as what it may be."""
         expected = self.meta.num_frames
         if self.selection.end is not None and expected is not None:
             expected = min(expected, self.selection.end)
-        if expected is not None and decoded_to < expected - max(2, expected // 50):
-            warnings.warn(f"{self.path}: the video ended after {decoded_to} frames, although "
-                          f"its header promises {self.meta.num_frames} frames (a truncated or "
-                          f"damaged file?); the frames after it are not in the results",
-                          stacklevel=2)
+        if expected is not None and decoded_to < expected - max(2, expected // 10):
+            warnings.warn(f"{self.path}: the video ended after {decoded_to} frames, where its "
+                          f"duration suggests about {self.meta.num_frames} (a truncated or "
+                          f"damaged file, or a soundtrack longer than the video?); the results "
+                          f"cover the frames that were there", stacklevel=2)
 
     def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
         start = self.selection.start if self.meta.fps_known else 0
