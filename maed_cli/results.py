@@ -4,7 +4,7 @@
     DIR/tracks/track_0001.npz     one file per tracked person (plain arrays, no pickle)
 
 Per-track arrays (n = frames in which the person is tracked; VIBE-compatible names first):
-    frame_ids (n,)            frame indices in the input (after --start/--fps selection)
+    frame_ids (n,)            frame indices of the source video (unaffected by --start/--fps)
     bboxes (n, 4)             smoothed detector box (cx, cy, w, h), square, pixels
     crop_boxes (n, 4)         the crop region fed to MAED (cx, cy, S, S) = box x crop scale
     pred_cam (n, 3)           weak-perspective camera in the crop (s, tx, ty)
@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
@@ -356,6 +357,10 @@ def load_result_set(path: str | Path, *, video: str | Path | None = None) -> Res
         result.video = Path(video)
         if result.width is None or path.suffix in (".pkl", ".joblib"):
             _fill_video_meta(result)
+    elif result.width is None:
+        warnings.warn(f"{path}: without --video the frame rate is taken as {result.fps:g} fps "
+                      f"and the image size is unknown, so people are not placed by cam_t; "
+                      f"pass --video with the input video")
     return result
 
 
@@ -377,8 +382,10 @@ def _load_pkl(path: Path) -> ResultSet:
 
 def _fill_video_meta(result: ResultSet) -> None:
     """Frame size and fps from the video itself (for pkls)."""
-    if result.video is None or not result.video.exists():
+    if result.video is None:
         return
+    if not result.video.is_file():
+        raise InputError(f"--video {result.video}: no such file")
     from .video.io import open_frames
     meta = open_frames(result.video).meta
     result.width, result.height, result.fps = meta.width, meta.height, float(meta.fps)

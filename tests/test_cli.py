@@ -137,3 +137,16 @@ def test_warnings_are_one_yellow_line(monkeypatch, capsys):
     assert main(["doctor"]) == 0
     err = capsys.readouterr().err
     assert "warning: the video ended early" in err and "UserWarning" not in err
+
+
+def test_atomic_outputs_get_the_permissions_of_an_ordinary_write(tmp_path, monkeypatch):
+    import maed_cli.atomic
+    from maed_cli.atomic import atomic_dir, atomic_path
+
+    monkeypatch.setattr(maed_cli.atomic, "_UMASK", 0o022)  # as read at import
+    with atomic_path(tmp_path / "a.json") as tmp:
+        tmp.write_text("{}")
+    with atomic_dir(tmp_path / "results") as folder:
+        (folder / "x").write_text("x")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert (tmp_path / "results").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700

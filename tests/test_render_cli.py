@@ -125,6 +125,20 @@ def test_export_to_an_unwritable_place_is_one_line(demo_results, tmp_path, capsy
         assert f"--output {where}: {message}" in err, err
 
 
+def test_a_vibe_pkl_needs_its_video_for_size_and_fps(demo_results, tmp_path):
+    results = load_result_set(demo_results)
+    pkl = tmp_path / "vibe_output.pkl"
+    joblib.dump({tid: {"orig_cam": t.orig_cam, "verts": t.verts, "frame_ids": t.frame_ids,
+                       "pose": t.pose, "betas": t.betas} for tid, t in results.tracks.items()},
+                pkl)
+    with pytest.warns(UserWarning, match="without --video the frame rate is taken as 30 fps"):
+        assert load_result_set(pkl).width is None
+    from maed_cli.errors import InputError
+    with pytest.raises(InputError, match="--video .*typo.mp4: no such file"):
+        load_result_set(pkl, video=tmp_path / "typo.mp4")
+    assert load_result_set(pkl, video=results.video).width == results.width
+
+
 def test_export_cli(demo_results, synthetic_assets, tmp_path, monkeypatch):
     import os
     home = os.environ["MAED_HOME"]
