@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_dir, atomic_path
 from .errors import InputError
 from .results import ResultSet, TrackResult
 
@@ -313,15 +313,18 @@ def write_meshes(results: ResultSet, folder: Path, fmt: str, faces: np.ndarray) 
     """<folder>/<fmt>/track_<id>/frame_<frame>.<fmt>, one per frame per person."""
     import trimesh
     written = []
-    for tid, track in results.tracks.items():
-        if track.verts is None:
-            raise InputError(f"track {tid} has no vertices to export")
-        for row, frame in enumerate(track.frame_ids):
-            mesh = trimesh.Trimesh(scene_vertices(track, row), faces, process=False)
-            path = folder / fmt / f"track_{tid}" / f"frame_{int(frame):06d}.{fmt}"
-            with atomic_path(path) as tmp:
-                mesh.export(tmp, file_type=fmt)
-            written.append(path)
+    # the whole <fmt>/ folder at once: no half-written set, and no files of people or frames
+    # that an earlier export had and these results do not
+    with atomic_dir(folder / fmt) as tmp_root:
+        for tid, track in results.tracks.items():
+            if track.verts is None:
+                raise InputError(f"track {tid} has no vertices to export")
+            (tmp_root / f"track_{tid}").mkdir()
+            for row, frame in enumerate(track.frame_ids):
+                mesh = trimesh.Trimesh(scene_vertices(track, row), faces, process=False)
+                name = Path(f"track_{tid}") / f"frame_{int(frame):06d}.{fmt}"
+                mesh.export(tmp_root / name, file_type=fmt)
+                written.append(folder / fmt / name)
     return written
 
 
@@ -405,6 +408,10 @@ def export_results(results: ResultSet, folder: str | Path, formats: str | Iterab
                                          name=f"track_{tid}"))
             if "bvh" in formats:
                 written.append(write_bvh(anim, folder / f"track_{tid}.bvh", results.fps))
+        for ext in ("glb", "bvh"):  # people an earlier export into this folder had
+            if ext in formats:
+                for stale in set(folder.glob(f"track_*.{ext}")) - set(written):
+                    stale.unlink()
     written += write_joint_tables(results, folder, formats)
     return written
 

@@ -139,6 +139,29 @@ def test_a_vibe_pkl_needs_its_video_for_size_and_fps(demo_results, tmp_path):
     assert load_result_set(pkl, video=results.video).width == results.width
 
 
+def test_export_again_leaves_no_files_of_the_earlier_export(demo_results, synthetic_assets,
+                                                             tmp_path):
+    import os
+
+    from maed_cli.body.smpl import load_body_model
+    from maed_cli.export import export_results
+    shutil.copy(synthetic_assets["extra"], os.environ["MAED_HOME"])
+    body = load_body_model(synthetic_assets["npz"])
+    results = load_result_set(demo_results)
+    out = tmp_path / "exp"
+    export_results(results, out, ["obj", "bvh"], body=body)
+    gone = max(results.tracks)
+    assert (out / "obj" / f"track_{gone}").is_dir() and (out / f"track_{gone}.bvh").is_file()
+    kept = min(results.tracks)
+    (out / "obj" / f"track_{kept}" / "frame_999999.obj").write_text("from a longer video")
+    del results.tracks[gone]
+    written = export_results(results, out, ["obj", "bvh"], body=body)
+    assert not (out / "obj" / f"track_{gone}").exists() and not (out / f"track_{gone}.bvh").exists()
+    assert not (out / "obj" / f"track_{kept}" / "frame_999999.obj").exists()
+    on_disk = {p for p in out.rglob("*") if p.is_file()}
+    assert on_disk == set(written) and (out / f"track_{kept}.bvh") in on_disk
+
+
 def test_export_cli(demo_results, synthetic_assets, tmp_path, monkeypatch):
     import os
     home = os.environ["MAED_HOME"]
