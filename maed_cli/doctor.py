@@ -67,6 +67,7 @@ def _asset_checks() -> list[Check]:
     from .body.smpl import check_regressor, find_smpl_file, load_regressor
     from .body.smpl_files import read_smpl_file
     from .installer import install_target
+    from .model.checkpoint import read_checkpoint
 
     checks: list[Check] = []
     weights_fix = ("maed setup weights model_best.pth.tar   (or: maed setup weights "
@@ -77,7 +78,7 @@ def _asset_checks() -> list[Check]:
         checks.append(Check("checkpoint", False, "not found", weights_fix))
     else:
         try:
-            carried = _read_checkpoint(checkpoint)
+            carried = read_checkpoint(checkpoint).smpl_buffers
             checks.append(Check("checkpoint", True, str(checkpoint)))
         except Exception as exc:  # noqa: BLE001 - see _problem
             checks.append(Check("checkpoint", False, _problem(checkpoint, exc),
@@ -132,16 +133,3 @@ def _problem(path: Path, exc: Exception) -> str:
     unforeseen one means the demo fails on the file too, and the doctor must not crash."""
     text = str(exc) if isinstance(exc, MaedError) else f"{type(exc).__name__}: {exc}"
     return text if str(path) in text else f"{path}: {text}"
-
-
-def _read_checkpoint(path: Path) -> dict:
-    """What `load_checkpoint` reads and checks before building the network: a safe, readable
-    file holding MAED weights. Returns the SMPL buffers it carries."""
-    from .model.checkpoint import (checkpoint_filter_fn, extract_state_dict, infer_config,
-                                   read_checkpoint_file)
-    raw = read_checkpoint_file(path)
-    state, smpl = checkpoint_filter_fn(extract_state_dict(raw))
-    infer_config(state)
-    if isinstance(raw, dict) and isinstance(raw.get("smpl"), dict):
-        smpl.update(raw["smpl"])
-    return smpl

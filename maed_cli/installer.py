@@ -52,7 +52,6 @@ def install_smpl(source: str | Path, home: Path | None = None) -> Installed:
 def install_weights(source: str | Path, home: Path | None = None) -> list[Installed]:
     """Verify a checkpoint loads, copy it into the home, record its sha256 beside it."""
     source = Path(source)
-    assets.refuse_folder(source, assets.CHECKPOINT_NAMES[0])
     home = install_target(assets.CHECKPOINT_NAMES[0], home).parent  # both names live there
     loaded = load_checkpoint(source)  # raises CheckpointError with one clear line
     name = assets.CHECKPOINT_NAMES[0] if loaded.kind == "official" else assets.CHECKPOINT_NAMES[1]

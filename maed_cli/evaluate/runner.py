@@ -97,13 +97,12 @@ def _progress(console: Console, quiet: bool) -> Progress:
 
 
 def _checkpoint_smpl_buffers(explicit: Path | None) -> dict | None:
-    """The neutral SMPL inside the (installed) official checkpoint, if there is one."""
-    from ..model.checkpoint import checkpoint_filter_fn, extract_state_dict, read_checkpoint_file
+    """The neutral SMPL inside the (installed) checkpoint, if it carries one."""
+    from ..model.checkpoint import read_checkpoint
     path = assets.find_asset(assets.CHECKPOINT_NAMES, explicit)
     if path is None:
         return None
-    _, smpl = checkpoint_filter_fn(extract_state_dict(read_checkpoint_file(path)))
-    return smpl or None
+    return read_checkpoint(path).smpl_buffers or None
 
 
 def _nothing() -> None:
@@ -178,13 +177,14 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
                                 progress=lambda frames: bar.advance(task, frames))
 
     report = build_report(opts, evalset, result, how, full_size, loaded, body)
-    with contextlib.ExitStack() as outputs:  # both files or, on a failure, neither
+    # both files or, on a failure, neither: the report waits in its temporary file until the
+    # predictions (written atomically themselves) are in place
+    with contextlib.ExitStack() as outputs:
         if opts.output is not None:
             report_tmp = outputs.enter_context(atomic_path(opts.output))
             report_tmp.write_text(json.dumps(report, indent=2) + "\n")
         if opts.save_predictions is not None:
-            protocol.save_predictions(outputs.enter_context(atomic_path(opts.save_predictions)),
-                                      evalset, predictions, result)
+            protocol.save_predictions(opts.save_predictions, evalset, predictions, result)
     commit_cache()
     return report
 

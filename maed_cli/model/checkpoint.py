@@ -159,9 +159,19 @@ class LoadedCheckpoint:
     path: Path | None = None
 
 
-def load_checkpoint(path: str | Path, config: MAEDConfig | None = None,
-                    device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Build the network a checkpoint describes and load it strictly; the model is in eval mode."""
+@dataclass
+class CheckpointContents:
+    """What a checkpoint holds, before any network is built from it."""
+    state: dict[str, torch.Tensor]
+    config: MAEDConfig
+    kind: str  # "official" or "maed_cli"
+    smpl_buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def read_checkpoint(path: str | Path, config: MAEDConfig | None = None) -> CheckpointContents:
+    """Read and check a checkpoint as far as can be done without building the network (a
+    second, for `maed doctor`): a safe, readable file, MAED weights and their configuration."""
     path = Path(path)
     raw = read_checkpoint_file(path)
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
@@ -182,11 +192,19 @@ def load_checkpoint(path: str | Path, config: MAEDConfig | None = None,
         state, smpl = checkpoint_filter_fn(extract_state_dict(raw))
         config = config or infer_config(state)
         meta = {k: raw[k] for k in ("epoch", "performance") if isinstance(raw, dict) and k in raw}
-    model = MAED.from_config(config)
-    load_state_strict(model, state, str(path))
+    return CheckpointContents(state, config, kind, smpl, meta)
+
+
+def load_checkpoint(path: str | Path, config: MAEDConfig | None = None,
+                    device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Build the network a checkpoint describes and load it strictly; the model is in eval mode."""
+    path = Path(path)
+    contents = read_checkpoint(path, config)
+    model = MAED.from_config(contents.config)
+    load_state_strict(model, contents.state, str(path))
     model.to(device).eval()
-    return LoadedCheckpoint(model=model, config=config, kind=kind, smpl_buffers=smpl,
-                            meta=meta, path=path)
+    return LoadedCheckpoint(model=model, config=contents.config, kind=contents.kind,
+                            smpl_buffers=contents.smpl_buffers, meta=contents.meta, path=path)
 
 
 def save_checkpoint(path: str | Path, model: MAED, meta: dict[str, Any] | None = None,
