@@ -25,8 +25,8 @@ import torch
 
 from . import __version__
 from .atomic import atomic_dir, check_writable
-from .body.geometry import (crop_cam_to_full, crop_cam_to_translation, default_focal,
-                            project_full_orthographic, rotmat_to_axis_angle)
+from .body.geometry import (check_focal, crop_cam_to_full, crop_cam_to_translation,
+                            default_focal, project_full_orthographic, rotmat_to_axis_angle)
 from .body.smpl import BodyModel
 from .clips import interpolate_outputs, plan_clips
 from .devices import resolve_device, resolve_dtype
@@ -76,9 +76,7 @@ class DemoOptions:
         if not 0 < self.crop_scale < float("inf"):
             raise InputError(f"--crop-scale {self.crop_scale}: must be a positive number "
                              f"({DEFAULT_BOX_SCALE} matches MAED's training crops)")
-        if self.focal is not None and not 0 < self.focal < float("inf"):
-            raise InputError(f"--focal {self.focal}: must be a positive number of pixels "
-                             f"(or leave it out: the image diagonal)")
+        check_focal(self.focal)
         if self.boxes:
             boxes = Path(self.boxes).expanduser()
             if not boxes.is_file():

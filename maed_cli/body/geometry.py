@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 
 def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     """MAED's 6D representation -> rotation matrices: (..., 6k) -> (..., k, 3, 3).
@@ -159,6 +161,13 @@ def project_full_orthographic(points: torch.Tensor, orig_cam: torch.Tensor, img_
 def default_focal(img_w: float, img_h: float) -> float:
     """A focal length for an unknown camera: the image diagonal in pixels (~53° diagonal FOV)."""
     return float((img_w ** 2 + img_h ** 2) ** 0.5)
+
+
+def check_focal(focal: float | None) -> None:
+    """A user-given --focal: a positive number of pixels, or None for `default_focal`."""
+    if focal is not None and not 0 < focal < float("inf"):
+        raise InputError(f"--focal {focal}: must be a positive number of pixels "
+                         f"(or leave it out: the image diagonal)")
 
 
 def crop_cam_to_translation(cam: torch.Tensor, bbox: torch.Tensor, img_w: float,

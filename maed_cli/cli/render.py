@@ -88,6 +88,7 @@ def render(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ..body.geometry import check_focal
     from ..render import load_faces, render_video, require_platform
     from ..results import load_result_set
     if camera not in CAMERAS:
@@ -95,8 +96,7 @@ def render(
     names = [s.strip() for s in labels.split(",")]
     if len(names) != 2:
         raise InputError("--labels takes two names separated by a comma, e.g. MAED,VIBE")
-    if focal is not None and not 0 < focal < float("inf"):
-        raise InputError(f"--focal {focal}: must be a positive number of pixels")
+    check_focal(focal)
     if output is not None:
         if output.suffix.lower() != ".mp4":
             raise InputError(f"--output {output}: the overlay is an H.264 .mp4; give a name "

@@ -144,13 +144,6 @@ def check_detector_settings(conf: float, min_size: float, imgsz: int) -> None:
                          f"to 2048 (e.g. 640, 480, 320)")
 
 
-def _short_reason(exc: Exception) -> str:
-    reason = " ".join(str(exc).split())  # ultralytics' messages span many lines
-    if len(reason) > 160:
-        reason = reason[:157] + "..."
-    return f"{type(exc).__name__}: {reason}"
-
-
 class PersonDetector:
     """Batched YOLO person detection on RGB frames.
 
@@ -204,8 +197,12 @@ class PersonDetector:
             model.names  # weights other than .pt are opened only now: fail here, not later
             return model
         except Exception as exc:
+            reason = " ".join(str(exc).split())  # ultralytics' messages span many lines
+            if len(reason) > 160:
+                reason = reason[:157] + "..."
             raise CheckpointError(f"detector weights {path} cannot be loaded: not an "
-                                  f"ultralytics YOLO file? ({_short_reason(exc)})") from None
+                                  f"ultralytics YOLO file? ({type(exc).__name__}: {reason})"
+                                  ) from None
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Detect people in RGB uint8 (H, W, 3) frames; one Detections per frame."""
