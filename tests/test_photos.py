@@ -353,8 +353,9 @@ def test_folder_of_mixed_photos_runs_each_on_its_own(capsys, photos, synthetic_b
         assert len(tracks) == people and own["input"]["path"] == str(folder / name)
         import cv2
         assert cv2.imread(str(out / name / overlay)).shape[:2] == size
-        assert (out / name / "export" / "smpl.json").exists() or \
-            any((out / name / "export").iterdir())
+        exported = json.loads((out / name / "export" / "joints.json").read_text())
+        assert len(exported["tracks"]) == people  # the image's people, as for a video
+        assert all(e["frame_ids"] == [0] for e in exported["tracks"].values())
     assert not (out / "overlay.mp4").exists()
 
 
@@ -379,3 +380,27 @@ def test_numbered_frames_run_as_a_video_and_say_so(capsys, photos, synthetic_bod
     assert summary["input"]["kind"] == "images"
     assert summary["input"]["images"]["mode"] == SEQUENCE
     del cv2
+
+
+def test_render_and_export_read_the_results_of_a_photo(capsys, photos, regressor, tmp_path):
+    out = tmp_path / "out"
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    shutil.copy(photos["root"] / "two.png", shoot / "a.png")
+    shutil.copy(photos["root"] / "two.png", shoot / "b.png")
+    boxes = [dict(b, frame=f) for f in (0, 1) for b in photos["two"]["boxes"]]
+    write_boxes(tmp_path / "boxes.json", boxes)
+    code, text = run(capsys, "demo", str(shoot / "*.png"), "--boxes", tmp_path / "boxes.json",
+                     "--checkpoint", photos["ckpt"], "--smpl", photos["smpl"], "--output",
+                     out, "--quiet")
+    assert code == 0, text
+    code, text = run(capsys, "render", out, "--smpl", photos["smpl"])
+    assert code == 2 and "holds one results folder per image (a.png, b.png)" in text
+    code, text = run(capsys, "render", out / "a.png", "--smpl", photos["smpl"], "--side-view")
+    assert code == 0, text
+    import cv2
+    assert cv2.imread(str(out / "a.png" / "render.png")).shape == (320, 960, 3)
+    code, text = run(capsys, "export", out / "b.png", "--format", "obj", "--smpl",
+                     photos["smpl"])
+    assert code == 0, text
+    assert any((out / "b.png" / "export").rglob("*.obj"))
