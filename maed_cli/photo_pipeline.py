@@ -37,8 +37,8 @@ from .devices import resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
 from .model.inference import forward_mixed, prepare_for_inference
-from .pipeline import (DemoOptions, Progress, StageClock, _no_progress, auto_batch_size,
-                       file_digest, make_detector, write_track)
+from .pipeline import (DemoOptions, Progress, StageClock, auto_batch_size, file_digest,
+                       make_detector, write_track)
 from .results import TRACKS_DIR, TrackResult, save_summary
 from .video.crop import crop_images, crop_regions, normalize_crops
 from .video.detect import BoxesFile, Detections, PersonDetector
@@ -53,7 +53,7 @@ OnResults = Callable[[Path, list[TrackResult], dict], None]
 @dataclass
 class PhotoReport:
     output: Path
-    tracks: list[TrackResult]  # every person of every image
+    tracks: list[TrackResult]  # every person of every image (of many images: without verts)
     summary: dict  # the top-level summary (the image's own for one image)
     per_image: dict[str, list[TrackResult]]  # by image name
 
@@ -204,7 +204,7 @@ def run_photos(images: ImageSet, output: str | Path, options: DemoOptions, model
     """Run every image of `images` independently (see the module docstring) and write the
     results folder atomically. `outputs(image_path)`, when given, returns the hook that adds
     the image's --render/--export files to its results folder."""
-    progress = progress or _no_progress
+    progress = progress or (lambda stage, advance, total: None)
     started = time.perf_counter()
     output = Path(output)
     check_writable(output, "folder", "--output")
@@ -246,6 +246,9 @@ def run_photos(images: ImageSet, output: str | Path, options: DemoOptions, model
                 tracks, summary = write_image_results(folder, image, body, options, info,
                                                       clock, hook)
                 clock.add("write", time.perf_counter() - t)
+                if not images.single:
+                    for track in tracks:  # each mapped file holds a descriptor: thousands
+                        track.verts = None  # of photos would run out of them
                 per_image[image.name] = tracks
                 rows.append({"name": image.name, "path": str(image.path),
                              "results": "." if images.single else image.name,

@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 RenderOpt = Annotated[bool, typer.Option(
-    "--render", help="Also write overlay.mp4: the meshes drawn on the input video.")]
+    "--render", help="Also write overlay.mp4: the meshes drawn on the input video (for a "
+                     "photo: overlay.jpg for a JPEG, else overlay.png).")]
 ExportOpt = Annotated[str | None, typer.Option(
     "--export", help="Also export into DIR/export: comma-separated obj, ply, glb, bvh, csv, "
                      "json (see `maed export --help`).")]
