@@ -84,12 +84,12 @@ def check_photo_options(options: DemoOptions) -> None:
         raise InputError("--interp skips frames of a video; every independent image is run")
 
 
-def _people(image: _Image, dets: Detections, options: DemoOptions,
+def _people(image: _Image, dets: Detections, min_score: float,
             ids: np.ndarray | None = None) -> None:
-    """Keep the confident boxes (all of them for --boxes) as the image's people, numbered
-    from left to right unless the boxes file gives ids."""
-    if ids is None:
-        dets = dets.select(dets.scores >= options.conf)
+    """The boxes scoring at least `min_score` are the image's people, numbered from left to
+    right unless `ids` (a boxes file's track ids) are given."""
+    keep = dets.scores >= min_score
+    dets, ids = dets.select(keep), None if ids is None else ids[keep]
     square = square_boxes(dets.xyxy) if len(dets) else np.zeros((0, 3))
     order = np.argsort(square[:, 0], kind="stable")
     square = square[order]
@@ -126,14 +126,14 @@ def find_people(images: list[_Image], options: DemoOptions, detector: PersonDete
                 rows = np.flatnonzero(boxes.frames == index)
                 dets = Detections(boxes.xyxy[rows], boxes.scores[rows])
                 ids = boxes.track_ids[rows]
-            _people(by_index[index], dets, options, ids)
+            _people(by_index[index], dets, -np.inf, ids)  # given boxes: all are people
             keep(index, frame)
         return
     assert detector is not None
     decoded = clock.seconds.get("decode", 0.0)
     t = time.perf_counter()
     for index, frame, dets in detector.stream(_frames(images, clock)):
-        _people(by_index[index], dets, options)
+        _people(by_index[index], dets, options.conf)
         clock.add("detect", time.perf_counter() - t)
         keep(index, frame)
         t = time.perf_counter()
@@ -148,14 +148,17 @@ def run_images_network(images: list[_Image], model: MAED, device: torch.device,
     """Every person's crop as a one-frame clip, `per_batch` crops per forward pass."""
     owners = [(image, k) for image in images for k in range(len(image.ids))]
     outputs: dict[str, list[torch.Tensor]] = {}
+
+    def count_rerun() -> None:
+        precision["fp32_reruns"] += 1
+
     for start in range(0, len(owners), per_batch):
         t = time.perf_counter()
         batch = owners[start:start + per_batch]
-        crops = np.stack([image.crops[k] for image, k in batch])[:, None]  # (B, 1, 224, 224, 3)
+        crops = np.stack([image.crops[k] for image, k in batch])[:, None]  # (B, 1, H, W, 3)
         x = normalize_crops(torch.from_numpy(crops).to(device, non_blocking=True))
         out = forward_mixed(model, x, device, dtype, pad_to=per_batch if pad else None,
-                            on_rerun=lambda: precision.__setitem__(
-                                "fp32_reruns", precision["fp32_reruns"] + 1))
+                            on_rerun=count_rerun)
         for key in ("rotmat", "betas", "cam"):
             outputs.setdefault(key, []).append(out[key][:, 0].float().cpu())
         clock.add("network", time.perf_counter() - t)

@@ -216,7 +216,7 @@ def _reference_encoder_tail(model: MAED, tokens: torch.Tensor, seqlen: int) -> t
     return torch.tanh(x @ enc.pre_logits.fc.weight.T + enc.pre_logits.fc.bias)
 
 
-@pytest.mark.parametrize("frames", [1, 4])
+@pytest.mark.parametrize("frames", [1, 3])
 def test_image_mode_is_the_written_out_official_forward(frames):
     """Our forward of one-frame clips (images), and of short clips, against the official
     formulas written out, on a small random network (the slow test below ties the written-out
@@ -225,7 +225,7 @@ def test_image_mode_is_the_written_out_official_forward(frames):
     model = MAED(**TINY).eval()
     for p in (model.encoder.temp_embed, model.encoder.pos_embed):
         p.data.normal_(0, 0.5)  # make the embeddings matter
-    x = torch.randn(3, frames, 3, 224, 224)
+    x = torch.randn(2, frames, 3, 224, 224)
     with torch.no_grad():
         ours = model(x)
         tokens = model.encoder.patch_embed(x.reshape(-1, 3, 224, 224))
@@ -361,7 +361,6 @@ def test_folder_of_mixed_photos_runs_each_on_its_own(capsys, photos, synthetic_b
 
 def test_numbered_frames_run_as_a_video_and_say_so(capsys, photos, synthetic_body, regressor,
                                                    tmp_path):
-    import cv2
     folder = tmp_path / "frames"
     folder.mkdir()
     boxes = []
@@ -379,7 +378,6 @@ def test_numbered_frames_run_as_a_video_and_say_so(capsys, photos, synthetic_bod
     assert [list(t.frame_ids) for t in tracks] == [[0, 1, 2, 3]] * 2  # tracked over frames
     assert summary["input"]["kind"] == "images"
     assert summary["input"]["images"]["mode"] == SEQUENCE
-    del cv2
 
 
 def test_render_and_export_read_the_results_of_a_photo(capsys, photos, regressor, tmp_path):
