@@ -176,6 +176,12 @@ def test_mode_independent_for_photos_globs_and_lists(tmp_path):
         collect_images([str(tmp_path / "shoot" / "*.gif")])
     with pytest.raises(InputError, match="expected one of"):
         choose_mode(images, "photos")
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    with pytest.raises(InputError, match="takes one video at a time"):
+        collect_images([tmp_path / "clip.mp4", tmp_path / "shoot" / "beach.jpg"])
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(InputError, match="not an image, a folder or a list of images"):
+        collect_images([tmp_path / "shoot" / "beach.jpg", tmp_path / "notes.md"])
 
 
 # --- MAED's image mode ------------------------------------------------------------------------

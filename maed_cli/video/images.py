@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .inputs import expand_inputs, is_list_file
-from .io import IMAGE_SUFFIXES, read_image
+from .io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
 
 SEQUENCE, INDEPENDENT, AUTO = "sequence", "independent", "auto"
 IMAGE_MODES = (AUTO, SEQUENCE, INDEPENDENT)
@@ -103,6 +103,10 @@ def collect_images(inputs: Sequence[str | Path], exclude: Path | None = None) ->
     inputs = [str(i) for i in inputs]
     if not inputs:
         raise InputError("give an image, a folder of images, a glob or a list file")
+    for text in inputs:
+        if Path(text).suffix.lower() in VIDEO_SUFFIXES and Path(text).expanduser().is_file():
+            raise InputError(f"{text}: a video among several inputs; `maed demo` takes one "
+                             f"video at a time (`maed batch` runs many)")
     suffixes = sorted(IMAGE_SUFFIXES)
     found = expand_inputs(inputs, is_image, noun="image", suffixes=suffixes, recursive=False,
                           exclude=exclude, sort_key=natural_key)

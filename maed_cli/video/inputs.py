@@ -113,7 +113,8 @@ def expand_inputs(inputs: Sequence[str | Path], accept: Callable[[Path], bool], 
             for entry in entries:
                 add(entry, base)
         elif path.is_file():
-            raise InputError(f"{path}: not a {noun}, a folder or a list of {noun}s "
+            article = "an" if noun[:1] in "aeiou" else "a"
+            raise InputError(f"{path}: not {article} {noun}, a folder or a list of {noun}s "
                              f"({', '.join(LIST_SUFFIXES)}: one {noun} path per line)")
         else:
             raise InputError(f"{text}: no such file, folder or glob match")
