@@ -42,13 +42,13 @@ from .devices import RankInfo, rank_info
 from .errors import InputError, MaedError
 from .pipeline import DemoOptions, PreparedInput, file_digest, finish_demo, prepare_demo
 from .results import SUMMARY
+from .video.inputs import LIST_SUFFIXES, expand_inputs  # noqa: F401 - LIST_SUFFIXES re-exported
 from .video.io import (DEFAULT_IMAGE_FPS, VIDEO_SUFFIXES, VideoMeta, make_selection,
                        parse_position)
 
 MANIFEST_GLOB = "manifest-rank*.jsonl"
 BATCH_FILE = "batch.json"
 BOXES_SUFFIXES = (".boxes.json", ".boxes.csv", ".boxes.txt")
-LIST_SUFFIXES = (".txt", ".lst", ".list")
 SYNC_TIMEOUT_S = 7 * 24 * 3600  # ranks of one launch may finish days apart
 STATUSES = ("done", "skipped", "failed")
 
@@ -84,103 +84,21 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _glob_base(pattern: str) -> Path:
-    """The leading part of a glob pattern without wildcards: names are relative to it."""
-    parts = Path(pattern).expanduser().parts
-    fixed = []
-    for part in parts:
-        if glob.has_magic(part):
-            break
-        fixed.append(part)
-    return Path(*fixed) if fixed else Path(".")
-
-
 def collect_videos(inputs: Sequence[str | Path], exclude: Path | None = None) -> list[VideoItem]:
     """Videos from folders (searched recursively), globs, single files, and text files
     (LIST_SUFFIXES) that list one video path per line (blank lines and # comments ignored;
     relative paths are relative to the list file); any other file is an InputError. Names
     are relative to the folder, to the glob's fixed part, or to the common folder of a
-    list's entries. Anything under `exclude` is left out."""
-    found: list[tuple[Path, str]] = []
-    exclude = Path(exclude).resolve() if exclude else None
-
-    def add(path: Path, base: Path) -> None:
-        if exclude is not None and path.resolve().is_relative_to(exclude):
-            return
-        found.append((path, path.relative_to(base).as_posix()))
-
+    list's entries (see maed_cli.video.inputs). Anything under `exclude` is left out."""
     for raw in inputs:
-        text = str(raw)
-        path = Path(text).expanduser()
-        if glob.has_magic(text):
-            base = _glob_base(text)
-            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
-            videos = [m for m in matches if _is_video(m)]
-            for folder in (m for m in matches if m.is_dir()):
-                videos += sorted(p for p in folder.rglob("*") if _is_video(p))
-            if not videos:
-                raise InputError(f"{text}: matches no video file")
-            for video in videos:
-                add(video, base)
-        elif path.is_dir():
-            videos = sorted(p for p in path.rglob("*") if _is_video(p)
-                            and not any(part.startswith(".") for part in
-                                        p.relative_to(path).parts))
-            if not videos:
-                raise InputError(f"{path}: the folder contains no video files "
-                                 f"({', '.join(sorted(VIDEO_SUFFIXES))})")
-            for video in videos:
-                add(video, path)
-        elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-            add(path, path.parent)
-        elif path.is_file() and path.name.lower().endswith(BOXES_SUFFIXES):
+        path = Path(str(raw)).expanduser()
+        if path.is_file() and path.name.lower().endswith(BOXES_SUFFIXES):
             # e.g. an unquoted clips/* expanded by the shell: its lines are boxes, not videos
             raise InputError(f"{path}: a boxes file (used for the video next to it), not a "
                              "list of videos; leave it out or quote the glob")
-        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            entries = _read_list(path)
-            base = Path(os.path.commonpath([str(e.parent) for e in entries]))
-            for entry in entries:
-                add(entry, base)
-        elif path.is_file():
-            raise InputError(f"{path}: not a video, a folder or a list of videos "
-                             f"({', '.join(LIST_SUFFIXES)}: one video path per line)")
-        else:
-            raise InputError(f"{text}: no such file, folder or glob match")
-    items: list[VideoItem] = []
-    seen_paths: set[Path] = set()
-    seen_names: dict[str, Path] = {}
-    for path, name in found:
-        key = path.resolve()
-        if key in seen_paths:
-            continue
-        if name in seen_names:
-            raise InputError(f"{seen_names[name]} and {path} would both write to {name}/ "
-                             "(give their common parent folder instead)")
-        seen_paths.add(key)
-        seen_names[name] = path
-        items.append(VideoItem(path, name, _size(path)))
-    if not items:
-        raise InputError("no videos to process")
-    return items
-
-
-def _read_list(path: Path) -> list[Path]:
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable list of videos ({exc})") from None
-    entries = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        entry = Path(line).expanduser()
-        entry = entry if entry.is_absolute() else path.parent.absolute() / entry
-        entries.append(Path(os.path.normpath(entry)))  # no ".." in the result names
-    if not entries:
-        raise InputError(f"{path}: lists no videos (one path per line)")
-    return entries
+    found = expand_inputs(inputs, _is_video, noun="video", suffixes=VIDEO_SUFFIXES,
+                          exclude=exclude)
+    return [VideoItem(path, name, _size(path)) for path, name in found]
 
 
 # --- settings checked once ------------------------------------------------------------------

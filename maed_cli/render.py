@@ -19,6 +19,7 @@ The overlay mask is the depth buffer (depth > 0): OSMesa returns RGB only.
 from __future__ import annotations
 
 import colorsys
+import functools
 import importlib.util
 import os
 import subprocess
@@ -357,15 +358,23 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=4)  # read once per run, not once per photo of a folder
+def _smpl_file_faces(path: str, mtime_ns: int) -> np.ndarray:
+    from .body.smpl_files import read_smpl_file
+    faces = np.asarray(read_smpl_file(Path(path))["f"], dtype=np.int64)
+    faces.flags.writeable = False
+    return faces
+
+
 def load_faces(smpl: str | Path | None = None) -> np.ndarray:
     """SMPL's triangles (13776, 3), from the SMPL file or else the official checkpoint."""
     from . import assets
     from .body.smpl import find_smpl_file
-    from .body.smpl_files import read_smpl_file, smpl_arrays_from_buffers
+    from .body.smpl_files import smpl_arrays_from_buffers
     from .errors import AssetMissingError
     path = find_smpl_file(smpl)
     if path is not None:
-        return np.asarray(read_smpl_file(path)["f"], dtype=np.int64)
+        return _smpl_file_faces(str(path), Path(path).stat().st_mtime_ns)
     checkpoint = assets.find_asset(assets.CHECKPOINT_NAMES)
     if checkpoint is not None:
         from .model.checkpoint import read_smpl_buffers
@@ -424,7 +433,54 @@ def render_video(results, output: str | Path, *, faces: np.ndarray, video: str |
     return output
 
 
+def image_output_suffix(image: str | Path) -> str:
+    """The overlay format for an input image: JPEG for a JPEG, PNG (lossless) otherwise."""
+    return ".jpg" if Path(image).suffix.lower() in (".jpg", ".jpeg") else ".png"
+
+
+def render_image(results, output: str | Path, *, faces: np.ndarray,
+                 image: str | Path | None = None, side: bool = False, wireframe: bool = False,
+                 alpha: float = 1.0, camera: str = "ortho", focal: float | None = None,
+                 antialias: bool | None = None) -> Path:
+    """Overlay the people of a one-image result (frame 0) on the image and write it (PNG or
+    JPEG, by `output`'s suffix) atomically; `side` adds the 90°-turned panel to its right."""
+    import cv2
+
+    from .atomic import atomic_path
+    from .video.io import read_image
+    image = Path(image) if image is not None else results.video
+    if image is None or not Path(image).is_file():
+        raise InputError(f"the input image {image} is not there: pass it with --video")
+    frame = read_image(Path(image))
+    h, w = frame.shape[:2]
+    if camera == "perspective":
+        results.fill_translation(focal)
+    people = people_in_frame(results, 0)
+    with MeshRenderer(w, h, faces, camera=camera, focal=focal, wireframe=wireframe,
+                      alpha=alpha, antialias=antialias) as renderer:
+        panels = [renderer.render(frame, people)]
+        if side:
+            panels.append(renderer.render(None, people, turn=90.0))
+    picture = np.concatenate(panels, axis=1) if len(panels) > 1 else panels[0]
+    output = Path(output)
+    ok, data = cv2.imencode(output.suffix.lower(), np.ascontiguousarray(picture[..., ::-1]))
+    if not ok:
+        raise InputError(f"{output}: cannot write an image of this type (use .png or .jpg)")
+    with atomic_path(output) as tmp:
+        tmp.write_bytes(data.tobytes())
+    return output
+
+
 OVERLAY_NAME = "overlay.mp4"
+
+
+def overlay_name(input_path: str | Path) -> str:
+    """overlay.mp4 for a video (or a folder of frames), overlay.png/.jpg for one image."""
+    from .video.io import IMAGE_SUFFIXES
+    path = Path(input_path)
+    if path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir():
+        return "overlay" + image_output_suffix(path)
+    return OVERLAY_NAME
 
 
 def make_overlay_hook(input_path: str | Path, options, *, console=None, quiet: bool = False,
@@ -432,13 +488,16 @@ def make_overlay_hook(input_path: str | Path, options, *, console=None, quiet: b
                       wireframe: bool = False, alpha: float = 1.0):
     """For `maed demo --render`: checks OpenGL now (one clear line when missing, before any
     work) and returns `on_results(folder, tracks, summary)`, which writes folder/overlay.mp4
-    from the fresh results over the same frames the demo processed."""
+    from the fresh results over the same frames the demo processed (for one image:
+    folder/overlay.png, or .jpg for a JPEG, see `overlay_name`)."""
     require_platform()
 
     def on_results(folder: Path, tracks: list, summary: dict) -> None:
         from .results import result_set_from_demo
         results = result_set_from_demo(input_path, options, tracks, summary)
-        render_video(results, Path(folder) / OVERLAY_NAME, faces=load_faces(smpl),
-                     side=side, wireframe=wireframe, alpha=alpha, focal=options.focal)
+        name = overlay_name(input_path)
+        draw = render_video if name == OVERLAY_NAME else render_image
+        draw(results, Path(folder) / name, faces=load_faces(smpl), side=side,
+             wireframe=wireframe, alpha=alpha, focal=options.focal)
 
     return on_results

@@ -239,6 +239,12 @@ def load_results(folder: str | Path) -> tuple[list[TrackResult], dict[str, Any]]
         summary = json.loads(summary_path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{summary_path}: unreadable ({exc})") from None
+    if isinstance(summary.get("images"), list) and not (folder / TRACKS_DIR).is_dir():
+        # `maed demo` on independent images: one results folder per image below this one
+        names = [row.get("results") for row in summary["images"][:2]]
+        raise InputError(f"{folder} holds one results folder per image ({', '.join(names)}"
+                         f"{', ...' if len(summary['images']) > 2 else ''}): give one of "
+                         f"those, e.g. {folder / names[0]}")
     tracks = [load_track(p) for p in sorted((folder / TRACKS_DIR).glob("track_*.npz"))]
     return tracks, summary
 

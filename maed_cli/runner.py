@@ -86,9 +86,10 @@ def stage_progress(console: Console, quiet: bool = False) -> Iterator:
 
 
 def extra_outputs(render: bool = False, export: str | None = None, *, smpl=None,
-                  console: Console | None = None, quiet: bool = False):
-    """--render and --export of the demo (and batch): checked now, before any work (OpenGL,
-    format names; one line when wrong). Returns None when neither is asked for, else
+                  console: Console | None = None, quiet: bool = False, side: bool = False):
+    """--render (with the side panel when `side`) and --export of the demo (and batch):
+    checked now, before any work (OpenGL, format names; one line when wrong). Returns None
+    when neither is asked for, else
     `make(input_path, options, body)` -> the `on_results` hook writing them into a results
     folder before it is moved into place."""
     formats = None
@@ -106,7 +107,7 @@ def extra_outputs(render: bool = False, export: str | None = None, *, smpl=None,
         if render:
             from .render import make_overlay_hook
             hooks.append(make_overlay_hook(input_path, options, console=console, quiet=quiet,
-                                           smpl=smpl))
+                                           smpl=smpl, side=side))
         if formats:
             from .export import make_export_hook
             hooks.append(make_export_hook(input_path, options, formats, body))
@@ -122,7 +123,10 @@ def extra_outputs(render: bool = False, export: str | None = None, *, smpl=None,
 def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoint=None,
                      smpl=None, render: bool = False, export: str | None = None,
                      quiet: bool = False, console: Console | None = None,
-                     err_console: Console | None = None):
+                     err_console: Console | None = None, side_view: bool = False,
+                     input_note: dict | None = None):
+    """`maed demo` on a video (or a folder of frames); `input_note` is added to the input's
+    entry of summary.json (e.g. why a folder of images was taken for a video)."""
     from .atomic import check_writable
     from .pipeline import default_output, run_demo
     from .video.io import open_frames
@@ -133,10 +137,22 @@ def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoi
     check_writable(output, "folder", "--output")
     options.check()
     preflight_demo(checkpoint, options.boxes, options.detector_weights)
-    outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=quiet)
+    outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=quiet,
+                            side=side_view)
     loaded = load_model_and_body(checkpoint, smpl)
     on_results = outputs(input_path, options, loaded.body) if outputs else None
+    if input_note:
+        on_results = _noting(input_note, on_results)
     with stage_progress(console, quiet) as progress:
         return run_demo(input_path, output, options, loaded.model, loaded.body,
                         checkpoint_info=loaded.checkpoint_info, progress=progress,
                         on_results=on_results)
+
+
+def _noting(note: dict, on_results=None):
+    """An `on_results` hook that first adds `note` to the summary's input entry."""
+    def hook(folder, tracks, summary) -> None:
+        summary["input"].update(note)
+        if on_results is not None:
+            on_results(folder, tracks, summary)
+    return hook

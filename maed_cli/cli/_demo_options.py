@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 RenderOpt = Annotated[bool, typer.Option(
-    "--render", help="Also write overlay.mp4: the meshes drawn on the input video.")]
+    "--render", help="Also write overlay.mp4: the meshes drawn on the input video (for a "
+                     "photo: overlay.jpg for a JPEG, else overlay.png).")]
 ExportOpt = Annotated[str | None, typer.Option(
     "--export", help="Also export into DIR/export: comma-separated obj, ply, glb, bvh, csv, "
                      "json (see `maed export --help`).")]
@@ -58,6 +59,13 @@ SmplOpt = Annotated[Path | None, typer.Option(
     "--smpl", help="SMPL model file (default: the installed one, else the checkpoint's).")]
 NoCacheOpt = Annotated[bool, typer.Option(
     "--no-cache", help="Do not reuse cached detections/tracks from a previous run.")]
+ImagesOpt = Annotated[str, typer.Option(
+    "--images", help="auto | independent | sequence, for image folders, globs and lists: "
+                     "independent photos (each image on its own: people detected, no "
+                     "tracking, one frame each through the network) or the frames of one "
+                     "video (a folder only). auto: sequence when the names are numbered "
+                     "frames of one size, else independent; the choice is printed and kept "
+                     "in summary.json.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the network first: on a GPU about 2.5x the frames/s of "

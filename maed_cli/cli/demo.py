@@ -8,19 +8,27 @@ from rich.markup import escape
 from ._app import app, console, err_console
 from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, CropScaleOpt,
                             DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt,
-                            ExportOpt, FocalOpt, FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt,
-                            NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt, TrackerOpt,
-                            demo_options)
+                            ExportOpt, FocalOpt, FpsOpt, ImagesOpt, InterpOpt, MinSizeOpt,
+                            MinTrackOpt, NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt,
+                            TrackerOpt, demo_options)
 
 
 @app.command("demo")
 def demo(
-    input: Path = typer.Argument(..., help="A video file (mp4/avi/mov/mkv/webm/...), a folder "
-                                           "of images, or one image."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...",
+                                       help="A video file (mp4/avi/mov/mkv/webm/...), one "
+                                            "image, a folder of images, globs of images "
+                                            "('shoot/*.jpg', quoted), text files (.txt, .lst, "
+                                            ".list) listing one image per line, or several "
+                                            "images."),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="Results folder (default: <input-stem>_maed/ next to the "
                                      "input). Written atomically: replaced only on success."),
     render: RenderOpt = False,
+    side_view: bool = typer.Option(False, "--side-view",
+                                   help="With --render: a second panel with the meshes turned "
+                                        "90° beside the overlay (doubles the width)."),
+    images: ImagesOpt = "auto",
     export: ExportOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -46,10 +54,12 @@ def demo(
     compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Video -> tracked people -> MAED -> per-person SMPL results (and an overlay video).
+    """Video or photos -> people -> MAED -> per-person SMPL results (and an overlay).
 
     Writes DIR/summary.json and DIR/tracks/track_NNNN.npz (pose, betas, rotmat, cameras,
-    vertices, 49 joints in 3D and in the image, boxes, frame ids); see the README.
+    vertices, 49 joints in 3D and in the image, boxes, frame ids); see the README. Photos
+    (one image, or independent images: DIR/<image name>/ each) are run without tracking,
+    one frame per person (MAED's image mode).
     """
     from ..runner import run_demo_command
 
@@ -59,9 +69,21 @@ def demo(
                            detect_size=detect_size,
                            detector_weights=detector_weights, boxes=boxes, focal=focal,
                            no_cache=no_cache, compile=compile_model)
-    report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,
-                              render=render, export=export, quiet=quiet,
-                              console=console, err_console=err_console)
+    from ..video.images import is_image_input
+    if is_image_input(inputs):
+        from ..photo_pipeline import run_images_command
+        report = run_images_command(inputs, output, options, images_mode=images,
+                                    checkpoint=checkpoint, smpl=smpl, render=render,
+                                    export=export, side_view=side_view, quiet=quiet,
+                                    console=console, err_console=err_console)
+    else:
+        if images != "auto":
+            from ..errors import InputError
+            raise InputError(f"--images {images}: for image inputs; {inputs[0]} is a video")
+        report = run_demo_command(Path(inputs[0]), output, options, checkpoint=checkpoint,
+                                  smpl=smpl, render=render, export=export, quiet=quiet,
+                                  console=console, err_console=err_console,
+                                  side_view=side_view)
     if not quiet:
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
                       f"{escape(str(report.output))}")

@@ -51,7 +51,9 @@ def render(
                                              "or a VIBE/TCMR *_output.pkl."),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="The mp4 to write (default: RESULTS/render.mp4, or "
-                                     "compare.mp4 with --compare)."),
+                                     "compare.mp4 with --compare); for the results of one "
+                                     "image, a .png or .jpg (default: render.png/.jpg like "
+                                     "the image)."),
     video: Path = typer.Option(None, "--video", help="The input video (default: the one "
                                                      "recorded in summary.json; needed for "
                                                      "a pkl)."),
@@ -89,8 +91,10 @@ def render(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..body.geometry import check_focal
-    from ..render import load_faces, render_video, require_platform
+    from ..render import (image_output_suffix, load_faces, render_image, render_video,
+                          require_platform)
     from ..results import load_result_set
+    from ..video.io import IMAGE_SUFFIXES
     if camera not in CAMERAS:
         raise InputError(f"--camera must be one of {', '.join(CAMERAS)}, got {camera!r}")
     names = [s.strip() for s in labels.split(",")]
@@ -98,7 +102,9 @@ def render(
         raise InputError("--labels takes two names separated by a comma, e.g. MAED,VIBE")
     check_focal(focal)
     if output is not None:
-        if output.suffix.lower() != ".mp4":
+        # an image is right for the results of one photo (checked once they are read)
+        as_image = output.suffix.lower() in (".png", ".jpg", ".jpeg") and compare is None
+        if not as_image and output.suffix.lower() != ".mp4":
             raise InputError(f"--output {output}: the overlay is an H.264 .mp4; give a name "
                              f"ending in .mp4")
         check_writable(output, "file", "--output")
@@ -115,6 +121,19 @@ def render(
     if faces is None:
         faces = load_faces(smpl)
     base = results_path if results_path.is_dir() else results_path.parent
+    image = Path(video or results.video or "")
+    if image.suffix.lower() in IMAGE_SUFFIXES and results.summary.get("input", {}).get(
+            "kind") == "image" and compare is None:
+        # the results of one photo: an image like it, side panel in the same image
+        output = output or base / f"render{image_output_suffix(image)}"
+        render_image(results, output, faces=faces, image=video, side=side_view,
+                     wireframe=wireframe, alpha=alpha, camera=camera, focal=focal,
+                     antialias=antialias)
+        console.print(f"[green]wrote[/] {escape(str(output))}")
+        return
+    if output is not None and output.suffix.lower() != ".mp4":
+        raise InputError(f"--output {output}: these results are of a video; the overlay is "
+                         f"an H.264 .mp4")
     if output is None:
         output = base / ("compare.mp4" if compare is not None else "render.mp4")
     with Progress(TextColumn("[bold]render[/] {task.description}"), BarColumn(),
