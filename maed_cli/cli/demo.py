@@ -11,6 +11,7 @@ from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, Cr
                             ExportOpt, FocalOpt, FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt,
                             NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt, TrackerOpt,
                             demo_options)
+from .setup import NoDownloadOpt
 
 
 @app.command("demo")
@@ -45,6 +46,7 @@ def demo(
     no_cache: NoCacheOpt = False,
     compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
+    no_download: NoDownloadOpt = False,
 ) -> None:
     """Video -> tracked people -> MAED -> per-person SMPL results (and an overlay video).
 
@@ -61,7 +63,8 @@ def demo(
                            no_cache=no_cache, compile=compile_model)
     report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,
                               render=render, export=export, quiet=quiet,
-                              console=console, err_console=err_console)
+                              console=console, err_console=err_console,
+                              download=not no_download)
     if not quiet:
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
                       f"{escape(str(report.output))}")
