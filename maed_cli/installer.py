@@ -133,6 +133,8 @@ def install_regressors(folder: str | Path, home: Path | None = None) -> list[Ins
 DRIVE_URL = "https://drive.usercontent.google.com/download"
 PART_SUFFIX = ".part"
 ENV_OFFLINE = "MAED_OFFLINE"
+#: What a download must be: the paper's network (6 parallel blocks, KTD hidden 1024).
+OFFICIAL = MAEDConfig()
 CHUNK = 1 << 20
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<!--", b"<head")
 
@@ -292,7 +294,7 @@ def download_checkpoint(home: Path | None = None, console: Console | None = None
     `expect`, default the paper's MAED) and only then renamed into place, its sha256 recorded
     beside it. Every failure is one AssetMissingError line saying what to do.
     """
-    expect = MAEDConfig() if expect is None else expect
+    expect = OFFICIAL if expect is None else expect
     part = install_target(assets.CHECKPOINT_NAMES[0] + PART_SUFFIX, home)
     part.parent.mkdir(parents=True, exist_ok=True)
     if not quiet and console is not None:
