@@ -62,7 +62,8 @@ def test_old_half_pixel_crop_differed_from_the_official_one():
     a = 224 / side
     old = np.array([[a, 0, a * (0.5 - (cx - side / 2)) - 0.5],
                     [0, a, a * (0.5 - (cy - side / 2)) - 0.5]])
-    assert old[0, 2] - crop_matrix([cx, cy, side, side])[0, 2] == pytest.approx(a / 2 - 0.5, abs=1e-4)  # float32 points
+    shift = old[0, 2] - crop_matrix([cx, cy, side, side])[0, 2]
+    assert shift == pytest.approx(a / 2 - 0.5, abs=1e-4)  # up to the official float32 points
     old_crop = cv2.warpAffine(image, old, (224, 224), flags=cv2.INTER_LINEAR)
     assert not np.array_equal(old_crop, crop_images(image, [[cx, cy, side, side]])[0])
 
