@@ -108,8 +108,9 @@ def checkpoint_missing_message() -> str:
     return (f"no MAED checkpoint found (looked for {' / '.join(CHECKPOINT_NAMES)} in "
             f"{', '.join(str(d) for d in search_dirs())}). Get the official model_best.pth.tar "
             f"(Google Drive id {CHECKPOINT_GDRIVE_ID}, linked from the MAED README) and run "
-            f"`maed setup weights PATH`, or `maed setup weights --download` when online, or "
-            f"pass --checkpoint PATH")
+            f"`maed setup weights PATH`, or `maed setup weights --download` when online (demo, "
+            f"eval and a one-process batch do that themselves unless --no-download), or pass "
+            f"--checkpoint PATH")
 
 
 def find_checkpoint(explicit: str | os.PathLike | None = None) -> Path:

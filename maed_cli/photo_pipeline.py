@@ -290,7 +290,7 @@ def run_images_command(inputs: list[str], output: Path | None, options: DemoOpti
                        images_mode: str = "auto", checkpoint=None, smpl=None,
                        render: bool = False, export: str | None = None,
                        side_view: bool = False, quiet: bool = False, console=None,
-                       err_console=None):
+                       err_console=None, download: bool = False):
     """`maed demo` on image inputs: picks the mode, says which (and why), then runs the
     sequence as a video or every image on its own."""
     from rich.console import Console
@@ -310,11 +310,13 @@ def run_images_command(inputs: list[str], output: Path | None, options: DemoOpti
         return run_demo_command(images.folder, output, options, checkpoint=checkpoint,
                                 smpl=smpl, render=render, export=export, quiet=quiet,
                                 console=console, err_console=err_console,
-                                side_view=side_view, input_note={"images": choice.to_dict()})
+                                side_view=side_view, input_note={"images": choice.to_dict()},
+                                download=download)
     output = Path(output) if output else default_images_output(images)
     check_writable(output, "folder", "--output")
     check_photo_options(options)
-    preflight_demo(checkpoint, options.boxes, options.detector_weights)
+    preflight_demo(checkpoint, options.boxes, options.detector_weights, download=download,
+                   console=err_console or console, quiet=quiet)
     outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=quiet,
                             side=side_view)
     loaded = load_model_and_body(checkpoint, smpl)

@@ -40,18 +40,23 @@ def load_model_and_body(checkpoint: str | Path | None = None, smpl: str | Path |
 
 
 def preflight_demo(checkpoint: str | Path | None, boxes: str | None,
-                   detector_weights: str | None) -> None:
-    """Name every missing asset in one message before any long work starts."""
+                   detector_weights: str | None, download: bool = False,
+                   console: Console | None = None, quiet: bool = False) -> None:
+    """Name every missing asset in one message before any long work starts; with `download`,
+    a missing checkpoint (none given) is downloaded when nothing else is missing."""
     problems = []
-    if assets.find_asset(assets.CHECKPOINT_NAMES, checkpoint) is None:
-        problems.append(assets.checkpoint_missing_message() if checkpoint is None
-                        else f"checkpoint not found: {checkpoint} does not exist")
     if not boxes:
         from .video.detect import resolve_detector_weights
         try:
             resolve_detector_weights(detector_weights)
         except AssetMissingError as exc:
             problems.append(str(exc))
+    if not problems:
+        from .installer import ensure_checkpoint
+        ensure_checkpoint(checkpoint, download=download, console=console, quiet=quiet)
+    if assets.find_asset(assets.CHECKPOINT_NAMES, checkpoint) is None:
+        problems.insert(0, assets.checkpoint_missing_message() if checkpoint is None
+                        else f"checkpoint not found: {checkpoint} does not exist")
     if problems:
         raise AssetMissingError.naming_all(problems)
 
@@ -124,9 +129,10 @@ def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoi
                      smpl=None, render: bool = False, export: str | None = None,
                      quiet: bool = False, console: Console | None = None,
                      err_console: Console | None = None, side_view: bool = False,
-                     input_note: dict | None = None):
+                     input_note: dict | None = None, download: bool = False):
     """`maed demo` on a video (or a folder of frames); `input_note` is added to the input's
-    entry of summary.json (e.g. why a folder of images was taken for a video)."""
+    entry of summary.json (e.g. why a folder of images was taken for a video); `download`:
+    fetch the official checkpoint when none is found."""
     from .atomic import check_writable
     from .pipeline import default_output, run_demo
     from .video.io import open_frames
@@ -136,7 +142,8 @@ def run_demo_command(input_path: Path, output: Path | None, options, *, checkpoi
     output = Path(output) if output else default_output(input_path)
     check_writable(output, "folder", "--output")
     options.check()
-    preflight_demo(checkpoint, options.boxes, options.detector_weights)
+    preflight_demo(checkpoint, options.boxes, options.detector_weights, download=download,
+                   console=err_console or console, quiet=quiet)
     outputs = extra_outputs(render, export, smpl=smpl, console=console, quiet=quiet,
                             side=side_view)
     loaded = load_model_and_body(checkpoint, smpl)

@@ -5,6 +5,7 @@ import pytest
 
 # Tests never reach the network and never read the user's own asset folder.
 os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("MAED_OFFLINE", "1")  # no checkpoint download (tests of it unset it)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -246,7 +246,7 @@ def test_detect_size_reaches_the_detector(videos, tmp_path, monkeypatch):
             raise InputError("stop: the detector's settings are what this test is about")
 
     # a video without a boxes file needs the detector; no YOLO weights are installed here
-    monkeypatch.setattr(runner, "preflight_demo", lambda *args: None)
+    monkeypatch.setattr(runner, "preflight_demo", lambda *args, **kwargs: None)
     monkeypatch.setattr(runner, "load_model_and_body", lambda *args: None)
     monkeypatch.setattr(pipeline, "PersonDetector", Detector)
     folder = tmp_path / "unboxed"

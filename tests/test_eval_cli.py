@@ -1,5 +1,6 @@
 """`maed eval` end to end on a synthetic 3DPW (2 sequences x 2 people x 150 frames)."""
 import json
+import os
 import pickle
 
 import numpy as np
@@ -75,7 +76,11 @@ def test_ground_truth_predictions_score_zero(dataset, evalset, home, tmp_path, c
         len(v) for v in truth.few_visible.values()) - sum(len(v) for v in truth.invisible.values())
     assert report["counts"]["frames"] == expected_frames == len(evalset)
     assert report["counts"]["sequences"] == 4
-    assert [s["name"] for s in report["per_sequence"]] == [n for n, _, _ in evalset.tracks()]
+    # the official code's order: os.listdir of the sequence folder, people by index
+    listed = [f[:-4] for f in os.listdir(root / "sequenceFiles" / "test")]
+    assert [s["name"] for s in report["per_sequence"]] == [
+        f"{seq}_{p}" for seq in listed for p in range(2)]
+    assert report["protocol"]["sequence_order"]["mode"] == "listdir"
     assert report["paper"]["pa_mpjpe"] == 45.7
     assert "concatenated" in report["definitions"]["style_concatenated"]
     with np.load(saved) as data:
@@ -91,7 +96,9 @@ def test_ground_truth_predictions_score_zero(dataset, evalset, home, tmp_path, c
 def test_a_known_turn_gives_the_predicted_errors(dataset, evalset, home, tmp_path, capsys):
     root, _ = dataset
     preds = ground_truth_predictions(root, tmp_path / "turned.npz", turn_degrees=15.0)
-    assert run("--data-dir", root, "--predictions", preds, "--json") == 0
+    # the set built here is in sorted order: the concatenated accel error runs through it so
+    assert run("--data-dir", root, "--predictions", preds, "--json", "--sequence-order",
+               "sorted") == 0
     report = json.loads(capsys.readouterr().out)
     gt = metrics.center_on_hips(evalset.joints3d)
     turned = gt @ Rotation.from_euler("y", 15, degrees=True).as_matrix().T
@@ -101,6 +108,19 @@ def test_a_known_turn_gives_the_predicted_errors(dataset, evalset, home, tmp_pat
     assert m["accel_error"]["concatenated"] == pytest.approx(
         metrics.accel_error(turned, gt).mean(), rel=1e-3)
     assert m["mpjpe"] > 15
+    # in os.listdir order only the concatenated accelerations change (when that order differs)
+    assert run("--data-dir", root, "--predictions", preds, "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    same = ["mpjpe", "pa_mpjpe", "pve"]
+    assert [listed["metrics"][k] for k in same] == pytest.approx([m[k] for k in same])
+    assert listed["metrics"]["accel_error"]["per_sequence"] == pytest.approx(
+        m["accel_error"]["per_sequence"])
+    by_name = {t["name"]: t for t in report["per_sequence"]}
+    assert all(t == pytest.approx(by_name[t["name"]]) for t in listed["per_sequence"])
+    order = listed["protocol"]["sequence_order"]["sequences"]
+    if order != sorted(order):
+        assert listed["metrics"]["accel_error"]["concatenated"] != pytest.approx(
+            m["accel_error"]["concatenated"], rel=1e-6)
 
 
 def test_limit_and_db_file(dataset, evalset, home, tmp_path, capsys):

@@ -256,13 +256,14 @@ def test_crop_regions_scale_and_square():
 def test_box_centre_maps_to_crop_centre():
     frame = np.zeros((300, 400, 3), np.uint8)
     frame[100:140, 200:240] = 255                # a white square centred at (220, 120)
-    crop = crop_images(frame, np.array([[220.0, 120.0, 80.0, 80.0]]))[0]
+    # in continuous coordinates (a detector's box): its centre lands on crop pixel 112
+    crop = crop_images(frame, np.array([[220.0, 120.0, 80.0, 80.0]]), coords="continuous")[0]
     assert crop.shape == (CROP_SIZE, CROP_SIZE, 3) and crop.dtype == np.uint8
     mask = crop[..., 0] > 127
     ys, xs = np.nonzero(mask)
-    # the square is the middle half of the region: pixels 56..167, symmetric about 111.5
-    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (56, 167, 56, 167)
-    assert (xs.mean(), ys.mean()) == pytest.approx((111.5, 111.5), abs=1e-6)
+    # the square is the middle half of the region: pixels 56..168, symmetric about 112
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (56, 168, 56, 168)
+    assert (xs.mean(), ys.mean()) == pytest.approx((112, 112), abs=1e-6)
 
 
 def test_crop_outside_image_is_black():

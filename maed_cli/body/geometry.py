@@ -137,8 +137,10 @@ def crop_cam_to_full(cam: torch.Tensor, bbox: torch.Tensor, img_w: float, img_h:
                      ) -> torch.Tensor:
     """Weak-perspective crop camera -> orthographic camera of the full image.
 
-    cam (..., 3) = (s, tx, ty); bbox (..., 4) = (cx, cy, w, h) of the crop region in pixels.
-    Returns (..., 4) = (sx, sy, tx', ty') such that a point projects to normalised image
+    cam (..., 3) = (s, tx, ty); bbox (..., 4) = (cx, cy, w, h) of the crop region in pixels,
+    continuous image coordinates (pixel i covers [i, i+1), the image [0, W]), as the demo
+    cuts it (`video.crop`, coords="continuous": the centre on crop pixel 112, u = 0); the
+    result then draws a point exactly where the crop showed it. Returns (..., 4) = (sx, sy, tx', ty') such that a point projects to normalised image
     coordinates (sx (X + tx'), sy (Y + ty')) in [-1, 1]^2 (see `project_full_orthographic`).
     """
     s, tx, ty = cam[..., 0], cam[..., 1], cam[..., 2]
@@ -176,7 +178,8 @@ def crop_cam_to_translation(cam: torch.Tensor, bbox: torch.Tensor, img_w: float,
 
     With a pinhole camera of focal `focal` px (default `default_focal`) at the image centre,
     the body placed at this translation projects like the weak-perspective crop camera:
-    T = (tx + 2(cx - W/2)/(s b), ty + 2(cy - H/2)/(s b), 2 f/(s b)), b = crop side in pixels.
+    T = (tx + 2(cx - W/2)/(s b), ty + 2(cy - H/2)/(s b), 2 f/(s b)), b = crop side in pixels;
+    the region in continuous image coordinates, as for `crop_cam_to_full`.
     """
     focal = default_focal(img_w, img_h) if focal is None else focal
     s, tx, ty = cam[..., 0], cam[..., 1], cam[..., 2]

@@ -12,6 +12,7 @@ from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, Cr
                             ExportOpt, FocalOpt, FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt,
                             NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt, TrackerOpt,
                             demo_options)
+from .setup import NoDownloadOpt
 
 STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "missing": "yellow"}
 MAX_ROWS = 40  # beyond this, the table lists only the videos that are not complete
@@ -56,6 +57,7 @@ def batch(
     no_cache: NoCacheOpt = False,
     compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
+    no_download: NoDownloadOpt = False,
 ) -> None:
     """Run the demo on many videos; resumable, sharded over processes/GPUs.
 
@@ -88,7 +90,7 @@ def batch(
                            detector_weights=detector_weights, focal=focal, no_cache=no_cache,
                            compile=compile_model)
     report, synced = _run(inputs, output, options, info, checkpoint, smpl, retry_failed, quiet,
-                          render, export)
+                          render, export, download=not no_download)
     prefix = f"rank {info.rank}/{info.world_size}: " if info.world_size > 1 else ""
     if not quiet:
         console.print(f"{prefix}{report.count('done')} done, {report.count('skipped')} "
@@ -108,7 +110,7 @@ def batch(
 
 
 def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bool,
-         quiet: bool, render: bool, export: str | None):
+         quiet: bool, render: bool, export: str | None, download: bool = True):
     from .. import batch as lib
     from ..errors import AssetMissingError
     from ..atomic import check_writable
@@ -121,8 +123,10 @@ def _run(inputs, output: Path, options, info, checkpoint, smpl, retry_failed: bo
     unboxed = [v for v in mine if v.path.is_file() and v.boxes_file() is None]
     needs_detector = bool(unboxed)
     try:
+        # one process downloads; several at once would each start the same file
         preflight_demo(checkpoint, None if needs_detector else "<boxes next to each video>",
-                       options.detector_weights)
+                       options.detector_weights, download=download and info.world_size == 1,
+                       console=err_console, quiet=quiet)
     except AssetMissingError as exc:
         if not needs_detector:
             raise

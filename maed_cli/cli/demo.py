@@ -11,6 +11,7 @@ from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, Cr
                             ExportOpt, FocalOpt, FpsOpt, ImagesOpt, InterpOpt, MinSizeOpt,
                             MinTrackOpt, NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt,
                             TrackerOpt, demo_options)
+from .setup import NoDownloadOpt
 
 
 @app.command("demo")
@@ -53,6 +54,7 @@ def demo(
     no_cache: NoCacheOpt = False,
     compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
+    no_download: NoDownloadOpt = False,
 ) -> None:
     """Video or photos -> people -> MAED -> per-person SMPL results (and an overlay).
 
@@ -75,7 +77,8 @@ def demo(
         report = run_images_command(inputs, output, options, images_mode=images,
                                     checkpoint=checkpoint, smpl=smpl, render=render,
                                     export=export, side_view=side_view, quiet=quiet,
-                                    console=console, err_console=err_console)
+                                    console=console, err_console=err_console,
+                                    download=not no_download)
     else:
         if images != "auto":
             from ..errors import InputError
@@ -83,7 +86,7 @@ def demo(
         report = run_demo_command(Path(inputs[0]), output, options, checkpoint=checkpoint,
                                   smpl=smpl, render=render, export=export, quiet=quiet,
                                   console=console, err_console=err_console,
-                                  side_view=side_view)
+                                  side_view=side_view, download=not no_download)
     if not quiet:
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
                       f"{escape(str(report.output))}")

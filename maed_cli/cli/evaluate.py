@@ -6,6 +6,7 @@ import typer
 
 from ._app import app
 from ._demo_options import CompileOpt, DeviceOpt
+from .setup import NoDownloadOpt
 
 DATASETS = ("3dpw", "mpii3d", "h36m")
 SPLITS = ("test", "val")
@@ -58,15 +59,24 @@ def evaluate(
                                        "from the release even when a cached one is current."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON instead of "
                                   "a table."),
+    sequence_order: str = typer.Option("listdir", "--sequence-order", help="listdir | sorted: "
+                                       "the order the tracks are concatenated in for the "
+                                       "'concatenated' accel and accel error (one frame triple "
+                                       "spans each boundary, so they depend on it; nothing "
+                                       "else does). listdir, as the official code: os.listdir "
+                                       "of the 3DPW sequence folder (machine-dependent), or a "
+                                       "db file's own row order; sorted: by sequence name, "
+                                       "the same everywhere."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    no_download: NoDownloadOpt = False,
 ) -> None:
     """Evaluate MAED with the paper's protocol: MPJPE, PA-MPJPE, PVE, accel, accel error.
 
     Every frame of every person track is predicted once: tracks are cut into 128-frame pools,
     each pool into 8 interleaved 16-frame clips at stride 8 (padded tail frames are not
     scored). Errors are in mm after centring both skeletons on the hip midpoint; accel and
-    accel error are given over all frames concatenated (as the MAED/VIBE code) and inside each
-    track (TCMR style).
+    accel error are given over all frames concatenated (as the MAED/VIBE code, in
+    --sequence-order) and inside each track (TCMR style). Crops are the official code's.
     """
     from ..evaluate.report import print_report
     from ..evaluate.runner import EvalOptions, run_evaluation
@@ -78,6 +88,6 @@ def evaluate(
         batch_pools=batch_pools, workers=workers, device=device, amp=amp, compile=compile_model,
         output=output,
         save_predictions=save_predictions, cache_dir=cache_dir, rebuild_cache=rebuild_cache,
-        quiet=quiet)
+        quiet=quiet, download=not no_download, sequence_order=sequence_order)
     report = run_evaluation(options, console=err_console)
     print_report(report, console, as_json=json_out)

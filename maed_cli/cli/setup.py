@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -9,6 +10,13 @@ from ..errors import InputError
 from ._app import app, console
 
 KINDS = ("smpl", "weights", "regressors")
+
+#: demo, batch and eval: what happens when no checkpoint is given or installed.
+NoDownloadOpt = Annotated[bool, typer.Option(
+    "--no-download", help="Never download the official checkpoint. Without this option, when "
+                          "no --checkpoint is given and none is installed, it is downloaded "
+                          "once (one large file; resumable, verified) into the asset folder "
+                          "($MAED_HOME or the user data folder) before the run.")]
 
 
 @app.command("setup")
@@ -22,7 +30,9 @@ def setup(
                                            "J_regressor_extra.npy / J_regressor_h36m.npy."),
     download: bool = typer.Option(False, "--download", help="weights only: fetch the official "
                                                             "checkpoint from its public Google "
-                                                            "Drive file (needs internet)."),
+                                                            "Drive file (needs internet; "
+                                                            "resumes an interrupted download, "
+                                                            "verifies it before installing)."),
 ) -> None:
     """Install SMPL, the checkpoint or the joint regressors into the asset folder.
 
@@ -34,7 +44,7 @@ def setup(
     if what not in KINDS:
         raise InputError(f"unknown asset {what!r}: choose one of {', '.join(KINDS)}")
     if what == "weights" and download:
-        results = installer.download_checkpoint()
+        results = installer.download_checkpoint(console=console)
     elif path is None:
         raise InputError(f"maed setup {what} needs a PATH"
                          + (" (or --download)" if what == "weights" else ""))

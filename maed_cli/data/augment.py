@@ -9,8 +9,13 @@ Differences from the official code, on purpose (reference §4.4 / §8.9):
 - the SMPL pose flip swaps and mirrors all 24 joints (the official loop stopped at 22, so the
   right hand, joint 23, was never flipped).
 
-Coordinates: db keypoints are continuous image pixels; crop keypoints are normalised to
-[-1, 1] over the 224² crop (`2·u/224 − 1`), so a horizontal flip is `x → −x`.
+Coordinates: db boxes and keypoints are read as the official code reads them, as pixel
+indices (pixel i's centre at i); the crop is the official warp (`maed_cli.video.crop`, region
+centre on crop pixel 112) and crop keypoints are normalised as the official code does,
+`crop index / 112 − 1` in [-1, 1], so a keypoint and the pixel the crop shows it on agree
+exactly. A horizontal flip is `x → −x` on the keypoints and a mirror of the crop's columns
+(under pixel indices the mirrored pair differ by one crop pixel, 2/224; the reference does not
+say how the official flip treats it).
 """
 from __future__ import annotations
 
@@ -70,9 +75,9 @@ def crop_region(bbox: np.ndarray, params: CropParams) -> np.ndarray:
 
 
 def crop_affine(region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """(2, 3) map from continuous image pixels to continuous crop pixels: a·(p − corner).
-
-    The continuous-coordinate twin of `maed_cli.video.crop.crop_matrix` (pixel indices)."""
+    """(2, 3) map from image pixel indices to crop pixel indices: a·(p − centre) + 112,
+    a = size / side: the one `maed_cli.video.crop.crop_matrix` warps the image with (in
+    float64, without the official float32 rounding of the points)."""
     cx, cy, side = (float(v) for v in region)
     if not side > 0:
         raise ValueError(f"empty crop region {region}")
@@ -82,7 +87,7 @@ def crop_affine(region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
 
 def warp_crop(image: np.ndarray, region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """RGB uint8 (H, W, 3) -> (size, size, 3) crop of region (cx, cy, side), bilinear, black
-    outside the image: the same warp as inference (`maed_cli.video.crop`)."""
+    outside the image: the official warp, as eval (`maed_cli.video.crop`, pixel indices)."""
     from ..video.crop import crop_images
 
     cx, cy, side = (float(v) for v in region)

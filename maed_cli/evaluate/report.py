@@ -48,8 +48,13 @@ def report_table(report: dict) -> Table:
     frames = str(counts["frames"])
     if counts["frames"] != counts["frames_in_set"]:
         frames += f" of {counts['frames_in_set']}"
-    for name, value, how in (("frames", frames, "each predicted once"),
-                             ("sequences", str(counts["sequences"]), "person tracks")):
+    rows = [("frames", frames, "each predicted once"),
+            ("sequences", str(counts["sequences"]), "person tracks")]
+    order = report.get("protocol", {}).get("sequence_order")
+    if order:
+        rows.append(("order", order["mode"], "of the tracks in the concatenated accel "
+                     "(--sequence-order)"))
+    for name, value, how in rows:
         table.add_row(name, value, *([""] if paper else []), how)
     if paper:
         table.caption = ("† the MAED README's ACCEL column; whether it is accel or accel error "

@@ -30,6 +30,7 @@ from . import protocol
 DATASETS = ("3dpw", "mpii3d", "h36m")
 SPLITS = ("test", "val")
 INTERP = (1, 2, 4, 8)
+SEQUENCE_ORDERS = ("listdir", "sorted")
 POOL, CLIPS, CLIP_LEN, CROP_SCALE = 128, 8, 16, 1.3
 
 
@@ -54,6 +55,8 @@ class EvalOptions:
     cache_dir: Path | None = None
     rebuild_cache: bool = False
     quiet: bool = False
+    download: bool = True
+    sequence_order: str = "listdir"
 
 
 def default_cache_dir() -> Path:
@@ -69,6 +72,9 @@ def _check_options(opts: EvalOptions) -> None:
         raise InputError(f"--dataset {opts.dataset!r}: choose one of {', '.join(DATASETS)}")
     if opts.split not in SPLITS:
         raise InputError(f"--split {opts.split!r}: choose one of {', '.join(SPLITS)}")
+    if opts.sequence_order not in SEQUENCE_ORDERS:
+        raise InputError(f"--sequence-order {opts.sequence_order!r}: choose one of "
+                         f"{', '.join(SEQUENCE_ORDERS)}")
     if opts.interp not in INTERP:
         raise InputError(f"--interp {opts.interp}: must divide {POOL // CLIP_LEN} "
                          f"(one of {', '.join(map(str, INTERP))}), so that each 128-frame pool "
@@ -138,6 +144,47 @@ def load_evalset(opts: EvalOptions, body, device: torch.device, console: Console
     return dbfiles.read_db(found, opts.dataset, opts.split, data_dir), "db", _nothing
 
 
+def _track_key(name: str) -> tuple[str, int]:
+    """'<sequence>_<person>' -> (sequence, person); other names sort as they are."""
+    sequence, _, person = name.rpartition("_")
+    return (sequence, int(person)) if sequence and person.isdigit() else (name, -1)
+
+
+def order_sequences(evalset: EvalSet, order: str, listing: list[str] | None = None
+                    ) -> EvalSet:
+    """The set's tracks in the order the concatenated acceleration metrics run through them.
+
+    "listdir", as the official code: 3DPW sequences in `listing` order (`os.listdir` of the
+    release's sequence folder, whatever the file system returns), each sequence's people by
+    index; without a listing (a db file) the db's own row order, which is the order its
+    builder's `os.listdir` gave. "sorted": sequences by name, people by index, on any
+    machine. Only the concatenated accel and accel error depend on it (one frame triple per
+    boundary between two tracks); every other figure, and each track's own, does not.
+    """
+    tracks = evalset.tracks()
+    if order == "sorted":
+        keys = [_track_key(name) for name, _, _ in tracks]
+    elif listing is not None:
+        rank = {seq: i for i, seq in enumerate(listing)}
+        keys = [(rank.get(_track_key(name)[0], len(rank)), _track_key(name)[1])
+                for name, _, _ in tracks]
+    else:
+        return evalset
+    ranked = sorted(range(len(tracks)), key=lambda i: (keys[i], i))
+    if ranked == list(range(len(tracks))):
+        return evalset
+    return evalset.take(np.concatenate([np.arange(tracks[i][1], tracks[i][2])
+                                        for i in ranked]))
+
+
+def sequence_listing(opts: EvalOptions, how: str) -> list[str] | None:
+    """The sequence names in `os.listdir` order, for a 3DPW set read from the release."""
+    if how == "db" or opts.dataset != "3dpw" or opts.data_dir is None:
+        return None
+    folder = threedpw.sequence_dir(Path(opts.data_dir), opts.split)
+    return [name[:-4] for name in os.listdir(folder) if name.endswith(".pkl")]
+
+
 def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
     """Run `maed eval`; returns the report (also written to opts.output as JSON)."""
     from ..body.smpl import find_smpl_file, load_body_model
@@ -148,6 +195,9 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
     device = resolve_device(opts.device)
     loaded = None
     if opts.predictions is None:  # fail on a missing or bad checkpoint before any heavy work
+        from ..installer import ensure_checkpoint
+        ensure_checkpoint(opts.checkpoint, download=opts.download, console=console,
+                          quiet=opts.quiet)
         loaded = load_checkpoint(assets.find_checkpoint(opts.checkpoint), device=device)
         buffers = loaded.smpl_buffers
     else:
@@ -156,6 +206,7 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None) -> dict:
     body = load_body_model(opts.smpl, checkpoint_buffers=buffers,
                            require_h36m=opts.dataset in ("3dpw", "h36m"), device=device).eval()
     evalset, how, commit_cache = load_evalset(opts, body, device, console)
+    evalset = order_sequences(evalset, opts.sequence_order, sequence_listing(opts, how))
     full_size = len(evalset)
     if opts.limit is not None and opts.limit < len(evalset):
         evalset = evalset.take(slice(0, opts.limit))
@@ -207,7 +258,17 @@ def build_report(opts: EvalOptions, evalset: EvalSet, result: protocol.EvalResul
         "protocol": {
             "pool_frames": POOL, "clips_per_pool": CLIPS // opts.interp,
             "clip_frames": CLIP_LEN, "clip_stride": CLIPS,
-            "interp": opts.interp, "crop": f"{CROP_SCALE} x db box, 224 x 224",
+            "interp": opts.interp,
+            "crop": f"{CROP_SCALE} x db box, 224 x 224, the official affine (box centre as a "
+                    f"pixel index onto crop pixel 112), bilinear, black border",
+            "sequence_order": {
+                "mode": opts.sequence_order,
+                "about": ("os.listdir order of the sequence files, as the official code"
+                          if how != "db" else "the db's own row order (its builder's "
+                          "os.listdir order), as the official code")
+                if opts.sequence_order == "listdir" else "sequences sorted by name",
+                "affects": "only the concatenated accel and accel error",
+                "sequences": [name for name, _, _ in tracks]},
             "alignment": "both skeletons centred on the hip midpoint",
             "joint_set": evalset.joint_set, "joints": JOINT_SETS[evalset.joint_set]["about"],
             "pve": "predicted vs ground-truth neutral SMPL vertices, no translation, no "

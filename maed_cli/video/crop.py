@@ -10,11 +10,20 @@ gives MAED tighter crops than it ever saw. The crop *region* — (cx, cy, S, S) 
 S = scale × side — is what a weak-perspective camera predicted on the crop refers to, so
 `crop_regions` returns it for the caller to record.
 
-Pixel convention: boxes and regions are in continuous image coordinates (the image spans
-[0, W] × [0, H]; pixel i covers [i, i+1)), as detectors report them. The region is mapped
-onto the [0, 224]² crop exactly: its centre lands on the crop's centre (112, 112), i.e.
-between pixels 111 and 112. Outside the image the crop is black (constant border 0), as in
-training; sampling is bilinear (cv2.warpAffine, INTER_LINEAR).
+The warp is the official code's, exactly: `cv2.getAffineTransform` on three float32 points
+(the region centre, the centre + half the height down, the centre + half the width right)
+onto (112, 112), (112, 224), (224, 112), then `cv2.warpAffine`, bilinear, black border. It
+treats the centre as a *pixel index* (pixel i's centre at i): image pixel c lands on crop
+pixel 112, i.e. crop index = a·(image index − c) + 112, a = 224 / S. The network's normalised
+crop coordinates are u = crop index / 112 − 1, so u = 2 (p − c) / S for an image point p given
+in the same convention as c (`crop_to_image` inverts it).
+
+Two conventions for the region, `coords`:
+- "index" (the default): the centre is a pixel index, as db boxes (3DPW, training sets) are
+  read by the official code; eval and training crop this way, giving its crops bit for bit;
+- "continuous": the image spans [0, W] × [0, H] and pixel i covers [i, i+1), as detectors
+  report boxes (and as the demo's cameras and overlays are computed); the centre is moved by
+  −½ px into a pixel index first, so the box centre still lands on crop pixel 112.
 """
 from __future__ import annotations
 
@@ -34,26 +43,38 @@ def crop_regions(boxes: np.ndarray, scale: float = DEFAULT_BOX_SCALE) -> np.ndar
     return np.stack([boxes[..., 0], boxes[..., 1], side, side], axis=-1)
 
 
-def crop_matrix(region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """(2, 3) affine matrix taking image pixel indices to crop pixel indices for one region.
+COORDS = ("index", "continuous")
 
-    In continuous coordinates crop = a·(image − corner), a = size / S; pixel index = continuous
-    − 0.5 on both sides, hence the offset a·(0.5 − corner) − 0.5.
+
+def crop_matrix(region: np.ndarray, size: int = CROP_SIZE, coords: str = "index") -> np.ndarray:
+    """(2, 3) affine matrix taking image pixel indices to crop pixel indices for one region
+    (cx, cy, w, h): the official code's three-point transform (see the module docstring).
+
+    `coords` says how the region's centre is given: "index" or "continuous" (a −½ px shift).
     """
+    import cv2
+
     cx, cy, w, h = (float(v) for v in region)
-    side = max(w, h)
-    if not side > 0:
+    if not (w > 0 and h > 0):
         raise ValueError(f"empty crop region {region}")
-    a = size / side
-    x0, y0 = cx - side / 2, cy - side / 2
-    return np.array([[a, 0.0, a * (0.5 - x0) - 0.5],
-                     [0.0, a, a * (0.5 - y0) - 0.5]], np.float64)
+    if coords not in COORDS:
+        raise ValueError(f"coords {coords!r}: one of {COORDS}")
+    if coords == "continuous":
+        cx, cy = cx - 0.5, cy - 0.5
+    centre = np.array([cx, cy], np.float32)
+    src = np.stack([centre, centre + np.array([0.0, h * 0.5], np.float32),
+                    centre + np.array([w * 0.5, 0.0], np.float32)]).astype(np.float32)
+    half = np.float32(size * 0.5)
+    dst = np.array([[half, half], [half, size], [size, half]], np.float32)
+    return cv2.getAffineTransform(src, dst)
 
 
-def crop_images(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """Cut square regions (k, 4) = (cx, cy, S, S) out of one RGB uint8 frame (H, W, 3).
+def crop_images(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE,
+                coords: str = "index") -> np.ndarray:
+    """Cut regions (k, 4) = (cx, cy, S, S) out of one RGB uint8 frame (H, W, 3).
 
     Returns (k, size, size, 3) uint8; parts of a region outside the frame are black.
+    `coords`: the regions' pixel convention, "index" (db boxes) or "continuous" (detectors).
     """
     import cv2
 
@@ -61,41 +82,43 @@ def crop_images(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE) -
     frame = np.ascontiguousarray(frame)  # OpenCV needs it; a no-op for decoded frames
     out = np.zeros((len(regions), size, size, 3), np.uint8)
     for i, region in enumerate(regions):
-        cv2.warpAffine(frame, crop_matrix(region, size), (size, size), dst=out[i],
+        cv2.warpAffine(frame, crop_matrix(region, size, coords), (size, size), dst=out[i],
                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out
 
 
 def normalize_crops(crops):
-    """(..., H, W, 3) uint8 RGB -> (..., 3, H, W) float32, (x/255 − mean) / std (ImageNet).
+    """(..., H, W, 3) uint8 RGB -> (..., 3, H, W) float32, (x/255 − mean) / std (ImageNet),
+    in the official order and precision: float32 division by 255, then subtract, then divide.
 
     A numpy array gives a numpy array; a torch tensor is normalised where it lives (on a GPU,
     move the uint8 crops there first: a quarter of the bytes of float32).
     """
     if isinstance(crops, np.ndarray):
-        x = np.asarray(crops, np.float32) * np.float32(1.0 / 255.0)
+        x = np.asarray(crops, np.float32) / np.float32(255.0)
         x = (x - IMAGENET_MEAN) / IMAGENET_STD
         return np.ascontiguousarray(np.moveaxis(x, -1, -3))
     import torch
 
     mean = torch.as_tensor(IMAGENET_MEAN, device=crops.device)
     std = torch.as_tensor(IMAGENET_STD, device=crops.device)
-    x = (crops.float() * (1.0 / 255.0) - mean) / std
+    x = (crops.float() / 255.0 - mean) / std
     return x.movedim(-1, -3).contiguous()
 
 
-def crop_and_normalize(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE
-                       ) -> np.ndarray:
+def crop_and_normalize(frame: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE,
+                       coords: str = "index") -> np.ndarray:
     """One frame's network inputs: (k, 3, size, size) float32."""
-    return normalize_crops(crop_images(frame, regions, size))
+    return normalize_crops(crop_images(frame, regions, size, coords))
 
 
 def crop_to_image(points: np.ndarray, regions: np.ndarray, size: int = CROP_SIZE
                   ) -> np.ndarray:
-    """Map points in crop pixels (continuous, (..., P, 2)) back to image pixels.
+    """Map points in crop pixel indices (..., P, 2) back to image pixels.
 
-    regions (..., 4) broadcasts against the points' leading dims. Crop coordinates in MAED's
-    normalised [-1, 1] convention are `size / 2 · (u + 1)` pixels.
+    regions (..., 4) broadcasts against the points' leading dims; the result is in the
+    regions' own convention (crop pixel 112 shows the region centre, whichever `coords` cut
+    it). MAED's normalised crop coordinates u in [-1, 1] are crop pixel `size / 2 · (u + 1)`.
     """
     regions = np.asarray(regions, np.float64)
     points = np.asarray(points, np.float64)
@@ -116,7 +139,8 @@ class TrackCropper:
     tracklet.boxes (n, 4) are (cx, cy, w, h); positions: optionally {track_id: positions}
     to crop only some of a track's frames (e.g. `ClipPlan.sample` with --interp).
     `regions[track_id]` (n, 4) are the crop regions, to be kept with the results: a camera
-    predicted on a crop refers to its region.
+    predicted on a crop refers to its region. Boxes are in continuous image coordinates (as
+    detectors and box files give them, and as the cameras are mapped back to the image).
     """
 
     def __init__(self, tracklets: dict, scale: float = DEFAULT_BOX_SCALE,
@@ -141,5 +165,5 @@ class TrackCropper:
         if not jobs:
             return []
         regions = np.stack([self.regions[tid][pos] for tid, pos in jobs])
-        crops = crop_images(frame, regions, self.size)
+        crops = crop_images(frame, regions, self.size, coords="continuous")
         return [(tid, pos, crops[k]) for k, (tid, pos) in enumerate(jobs)]
