@@ -243,7 +243,9 @@ RUN: dict[str, Case] = {
                                           check=_check_in_output("done")),
     # setup, doctor
     "maed setup weights model_best.pth.tar": Case(
-        needs=("model_best.pth.tar",), home="empty", check=_check_home("model_best.pth.tar")),
+        # the stand-in is in maed's own format, which is installed as maed.pt
+        needs=("model_best.pth.tar",), home="empty",
+        check=_check_home("maed.pt", "maed.pt.sha256")),
     "maed setup smpl SMPL_NEUTRAL.pkl": Case(needs=("SMPL_NEUTRAL.pkl",), home="empty",
                                              check=_check_home("smpl/SMPL_NEUTRAL.npz")),
     "maed setup regressors data/smpl_data/": Case(
