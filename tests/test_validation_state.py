@@ -138,6 +138,8 @@ def test_predict_without_prepare_leaves_the_model_as_it_was(tiny_training_model,
                                atol=1e-4, rtol=0)
 
 
+# the tiny model's cls token gets an expanded (strided) gradient; nothing to do with the view
+@pytest.mark.filterwarnings("ignore:Grad strides do not match bucket view strides")
 def test_inference_view_of_a_ddp_model_keeps_it_trainable(tiny_training_model):
     """One gloo process: the view runs `.module` and DDP's next forward/backward works."""
     import socket
