@@ -319,3 +319,40 @@ def test_resume_from_a_folder_names_the_file_to_give(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2
     assert f"{run} is a folder; give the file (e.g. {run / 'checkpoints/last.pt'})" in err
+
+
+# --- training goes on after validation (issue #19) --------------------------------------------
+
+@pytest.mark.parametrize("stage, hybrid", [(1, None), (2, "accumulate"), (2, "weighted")])
+def test_one_process_trains_on_after_each_validation(synth, synthetic_assets, tmp_path,
+                                                     one_thread, stage, hybrid):
+    """Two epochs in one process with 3DPW validation after each: the epoch after a
+    validation trains (its weights move), and both validations are logged."""
+    from maed_cli.train.trainer import Trainer
+    extra = ["optim.epochs=2", "optim.iters_per_epoch=1", "val.enabled=true",
+             "val.max_frames=8"]
+    if stage == 1:
+        cfg = _stage1(synth, synthetic_assets, tmp_path / "run", *extra)
+    else:
+        cfg = load_config(ROOT / "configs/cpu-smoke.yaml",
+                          overrides(synth, synthetic_assets, tmp_path / "run",
+                                    f"hybrid={hybrid}", *extra))
+    trainer = Trainer(cfg, quiet=True)
+    after_validation = []
+
+    def validate_and_record(model, body, epoch):
+        result = real(model, body, epoch)
+        after_validation.append({k: v.clone() for k, v in model.state_dict().items()})
+        return result
+    real, trainer.validator = trainer.validator, validate_and_record
+    summary = trainer.fit()
+    assert summary["epochs"] == 2 and summary["global_step"] == 2
+    assert len(after_validation) == 2 and set(summary["val"]) >= {"mpjpe", "pa_mpjpe"}
+    final = trainer.model.state_dict()
+    moved = [k for k, v in after_validation[0].items()
+             if v.is_floating_point() and not torch.equal(v, final[k])]
+    assert "encoder.patch_embed.backbone.stem.conv.weight" in moved
+    assert "decoder.fc1.weight" in moved
+    assert all(p.requires_grad for p in trainer.model.parameters())
+    rows = (tmp_path / "run/metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["train", "val", "train", "val"]

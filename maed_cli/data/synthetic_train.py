@@ -2,6 +2,11 @@
 
     write_synthetic_train_data(folder) -> {name: db path}
 
+From the command line, the data plus a synthetic SMPL model and regressors, and the
+`maed train` command that trains on them:
+
+    python -m maed_cli.data.synthetic_train DIR
+
 Writes `folder/database/<name>_<split>_db.pt` (joblib, as the real files) and the images they
 name under `folder/<name>/...`: a 3D video set (`3dpw` train and val, with SMPL labels), a 2D
 video set (`insta`: pre-cropped images, no bbox), and an image set (`coco2014-all`, half of
@@ -10,6 +15,8 @@ consistent with the boxes. Nothing here is licensed data.
 """
 from __future__ import annotations
 
+import argparse
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +103,67 @@ def write_synthetic_train_data(folder: str | Path, seed: int = 0, frames_per_vid
         _write_db(path, db)
         out[f"{name}_{split}"] = path
     return out
+
+
+BODY_FOLDER = "body"  # under the data folder: the synthetic SMPL model and the regressors
+
+
+def write_synthetic_training_setup(folder: str | Path, seed: int = 0) -> dict[str, Path]:
+    """The training data (`write_synthetic_train_data`) and, in `folder/body/`, a synthetic
+    SMPL model with both regressors (`maed_cli.body.synthetic`): everything `maed train
+    --config cpu-smoke` needs. Returns the db paths and `smpl`, `extra`, `h36m`."""
+    from ..body.synthetic import write_synthetic_assets
+
+    folder = Path(folder)
+    out: dict[str, Path] = dict(write_synthetic_train_data(folder, seed=seed))
+    body = write_synthetic_assets(folder / BODY_FOLDER, seed=seed)
+    out.update(smpl=body["npz"], extra=body["extra"], h36m=body["h36m"])
+    return out
+
+
+def train_command(folder: str | Path, out_dir: str | Path, config: str = "cpu-smoke"
+                  ) -> list[str]:
+    """The `maed train` arguments that train `config` on what
+    `write_synthetic_training_setup(folder)` wrote, into `out_dir`."""
+    body = Path(folder) / BODY_FOLDER
+    return ["train", "--config", config, f"data.data_dir={folder}",
+            f"body.smpl={body / 'SMPL_NEUTRAL.npz'}",
+            f"body.j_regressor_extra={body / 'J_regressor_extra.npy'}",
+            f"body.j_regressor_h36m={body / 'J_regressor_h36m.npy'}", f"out_dir={out_dir}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m maed_cli.data.synthetic_train",
+        description="Write small synthetic training data (db files and images of 3dpw "
+                    "train/val, insta, coco2014-all) and a synthetic SMPL model with its "
+                    "regressors into DIR (DIR/body/), then print the `maed train` command "
+                    "that runs the tiny CPU configuration on them. Nothing here is licensed "
+                    "data; the numbers such a run reports mean nothing.")
+    parser.add_argument("folder", metavar="DIR", type=Path, help="where to write (created)")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="the run folder the printed command trains into "
+                             "(default: DIR/run)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the data")
+    args = parser.parse_args(argv)
+    from ..atomic import check_writable
+    from ..errors import MaedError
+
+    try:
+        check_writable(args.folder, "folder", "DIR", inside=True)
+        paths = write_synthetic_training_setup(args.folder, seed=args.seed)
+    except MaedError as exc:
+        parser.exit(exc.exit_code, f"error: {exc}\n")
+    out_dir = args.out_dir or args.folder / "run"
+    dbs = sum(path.suffix == ".pt" for path in paths.values())
+    print(f"wrote {dbs} synthetic db files and their images to "
+          f"{args.folder / 'database'}, SMPL and regressors to {paths['smpl'].parent}")
+    print("train on them (a tiny 1-block network, 2 epochs of 2 steps, validation after "
+          "each):")
+    print("  maed " + " ".join(shlex.quote(str(a)) for a in train_command(args.folder,
+                                                                        out_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,7 +21,7 @@ from ..clips import ClipPlan, interpolate_outputs, plan_clips
 from ..data.evalset import EvalSet
 from ..devices import resolve_dtype
 from ..errors import InputError
-from ..model.inference import forward_mixed, prepare_for_inference
+from ..model.inference import forward_mixed, inference_view, prepare_for_inference
 from ..video.crop import crop_images, crop_regions, normalize_crops
 from .protocol import Predictions
 
@@ -71,14 +71,32 @@ def default_workers() -> int:
 def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cpu",
             interp: int = 1, batch_pools: int = 8, amp: bool = True, compile: bool = False,
             workers: int | None = None,
-            progress: Callable[[int], None] | None = None) -> Predictions:
+            progress: Callable[[int], None] | None = None,
+            prepare: bool = True) -> Predictions:
     """Per-row predictions (rotmat, betas, cam) of `model` for every row of `evalset`.
 
     `model` maps (N, T, 3, 224, 224) to a dict with rotmat (N, T, 24, 3, 3), betas (N, T, 10)
     and cam (N, T, 3) — MAED, or anything with its interface.
+
+    `prepare`: first put `model` in its fast inference form (`prepare_for_inference`, which
+    changes it in place: no gradients any more; for a loaded checkpoint, as `maed eval`).
+    False (a model being trained, e.g. validation): run it through `inference_view`, which
+    leaves it exactly as it was; it must already be on `device`; `compile` is not possible.
     """
     device = torch.device(device)
-    model = prepare_for_inference(model, device, compile=compile)
+    if prepare:
+        return _predict(evalset, prepare_for_inference(model, device, compile=compile), device,
+                        interp, batch_pools, amp, compile, workers, progress)
+    if compile:
+        raise ValueError("predict(prepare=False) runs the model as it is; it cannot compile")
+    with inference_view(model) as net:
+        return _predict(evalset, net, device, interp, batch_pools, amp, False, workers,
+                        progress)
+
+
+def _predict(evalset: EvalSet, model: nn.Module, device: torch.device, interp: int,
+             batch_pools: int, amp: bool, compile: bool, workers: int | None,
+             progress: Callable[[int], None] | None) -> Predictions:
     tracks = evalset.tracks()
     starts = [a for _, a, _ in tracks]
     plans: list[ClipPlan] = [plan_clips(b - a, interp=interp) for _, a, b in tracks]
@@ -100,7 +118,8 @@ def predict(evalset: EvalSet, model: nn.Module, device: torch.device | str = "cp
     loader = torch.utils.data.DataLoader(
         _PoolImages(evalset, starts, jobs), batch_size=None, shuffle=False,
         num_workers=workers, pin_memory=device.type == "cuda",
-        persistent_workers=False, prefetch_factor=2 if workers else None)
+        persistent_workers=False, prefetch_factor=2 if workers else None,
+        generator=torch.Generator().manual_seed(0))  # leaves the global RNG (dropout) alone
     dtype = resolve_dtype("auto" if amp else "fp32", device)  # half precision on a GPU only
 
     def finish_track(t: int) -> None:

@@ -40,8 +40,14 @@ class StdConv2dSame(nn.Conv2d):
       weight changes (its version counter moves);
     - `freeze_standardization()` (called by `model.inference.prepare_for_inference`) stores
       it once in a non-persistent buffer, which follows `.to(device/dtype/memory_format)` and
-      has no Python-side checks, so `torch.compile` sees a plain convolution. It is dropped by
-      `train()` and by loading a state_dict; the checkpoint keeps the raw weight.
+      has no Python-side checks when compiled, so `torch.compile` sees a plain convolution.
+      It is dropped by `train()` and by loading a state_dict; the checkpoint keeps the raw
+      weight.
+
+    Neither can reach training: both serve only eval mode without autograd (under grad, even
+    in eval mode, the weight is standardised again so gradients reach it), and in eager mode
+    a frozen weight whose raw weight changed since (an optimiser step, an in-place copy) is
+    dropped rather than used.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -51,6 +57,7 @@ class StdConv2dSame(nn.Conv2d):
         self.eps = eps
         self._cache: tuple[int, int, torch.device, torch.dtype, torch.Tensor] | None = None
         self.register_buffer("frozen_weight", None, persistent=False)
+        self._frozen_from: tuple[int, int] | None = None  # (id, version) of the raw weight
         # stride 2 only: compute as `conv_stride2_as_space_to_depth` (set for the RGB stem
         # by `prepare_for_inference` on GPUs)
         self.space_to_depth = False
@@ -61,10 +68,12 @@ class StdConv2dSame(nn.Conv2d):
         return (w - mean) / (std + self.eps)
 
     def standardized_weight(self) -> torch.Tensor:
-        if self.frozen_weight is not None and not self.training:
-            return self.frozen_weight
         w = self.weight
         cacheable = not self.training and not torch.is_grad_enabled()
+        if self.frozen_weight is not None and cacheable:
+            if torch.compiler.is_compiling() or self._frozen_from == (id(w), w._version):
+                return self.frozen_weight
+            self.unfreeze_standardization()  # the raw weight changed: stale
         if cacheable and self._cache is not None:
             ptr, version, device, dtype, cached = self._cache
             if (ptr == w.data_ptr() and version == w._version and device == w.device
@@ -85,20 +94,26 @@ class StdConv2dSame(nn.Conv2d):
         if w.is_contiguous(memory_format=torch.channels_last):
             frozen = frozen.contiguous(memory_format=torch.channels_last)
         self.frozen_weight = frozen
+        self._frozen_from = (id(w), w._version)
         self._cache = None
 
     def unfreeze_standardization(self) -> None:
         self.frozen_weight = None
+        self._frozen_from = None
+
+    def clear_standardization_cache(self) -> None:
+        """Forget the eval-mode cache (not the frozen weight); it is rebuilt when needed."""
+        self._cache = None
 
     def train(self, mode: bool = True):
         self._cache = None
         if mode:
-            self.frozen_weight = None
+            self.unfreeze_standardization()
         return super().train(mode)
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._cache = None
-        self.frozen_weight = None
+        self.unfreeze_standardization()
         super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

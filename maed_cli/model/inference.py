@@ -1,7 +1,9 @@
 """The fast inference path, shared by demo, eval and profile.
 
 `prepare_for_inference` turns a loaded network into its inference form (eval, no grads, weight
-standardisation computed once, channels-last convolutions on CPU, optional `torch.compile`);
+standardisation computed once, channels-last convolutions on CPU, optional `torch.compile`),
+in place: for a network that only runs from then on. `inference_view` runs a network that is
+being trained (validation) in eval mode without autograd and leaves it exactly as it was.
 `autocast` gives the reduced-precision context for a device; `forward_batched` runs many clips
 (e.g. one per track) through the network `batch_size` at a time.
 
@@ -124,6 +126,42 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu",
             inductor_config.freezing = True  # constant-fold weights, prepack oneDNN kernels
         model = torch.compile(model, mode=compile_mode)
     return model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel/DataParallel wrapper (else `model`)."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
+@contextlib.contextmanager
+def inference_view(model: nn.Module) -> Iterator[nn.Module]:
+    """`with inference_view(model) as net:` -- `net` runs as at inference (eval mode, no
+    autograd) and `model` is afterwards exactly as before: every module's training flag, every
+    parameter's `requires_grad`, its memory layout and the grad mode are left alone or put
+    back, and no inference-only state (frozen or cached weight standardisation) outlives the
+    block. For validation during training, where `prepare_for_inference`'s in-place changes
+    would stop the next backward (no parameter would require grad any more).
+
+    A DDP-wrapped model is run through its `.module` (parameters never change their
+    `requires_grad` under DDP, whose reducer registered them when it was built).
+    """
+    net = unwrap(model)
+    flags = [(module, module.training) for module in net.modules()]
+    convs = [m for m in net.modules() if isinstance(m, StdConv2dSame)]
+    frozen_before = {id(m) for m in convs if m.frozen_weight is not None}
+    net.eval()
+    try:
+        with torch.no_grad():
+            yield net
+    finally:
+        for module, training in flags:
+            module.training = training  # not .train(): it recurses and drops frozen weights
+        for conv in convs:
+            conv.clear_standardization_cache()
+            if id(conv) not in frozen_before:
+                conv.unfreeze_standardization()
 
 
 _FELL_BACK = False

@@ -533,7 +533,7 @@ class Trainer:
             return {}
         result: dict[str, float] = {}
         if self.info.is_main and self.validator is not None:
-            result = self.validator(self.model, self.body, self.epoch)
+            result = self._run_validator()
             if result:
                 self._log_row({"kind": "val", "epoch": self.epoch, "step": self.global_step,
                                **result})
@@ -542,6 +542,27 @@ class Trainer:
                                        f"{result.get('mpjpe', float('nan')):.1f} mm, PA-MPJPE "
                                        f"{result.get('pa_mpjpe', float('nan')):.1f} mm")
         return D.broadcast_object(result, self.info)
+
+    def _run_validator(self) -> dict[str, float]:
+        """The validator, with the parameters' `requires_grad` put back should it have changed
+        them (a custom one calling `prepare_for_inference`, say): the next backward, and
+        DDP's reducer, need exactly the flags the run started with. The training flags are
+        set again by `model.train()` at the start of the next epoch."""
+        wanted = [p.requires_grad for p in self.model.parameters()]
+        grad_mode = torch.is_grad_enabled()
+        try:
+            return self.validator(self.model, self.body, self.epoch)
+        finally:
+            changed = 0
+            for param, flag in zip(self.model.parameters(), wanted):
+                if param.requires_grad != flag:
+                    param.requires_grad_(flag)
+                    changed += 1
+            torch.set_grad_enabled(grad_mode)
+            if changed and self.console and not self.quiet:
+                self.console.print(f"[yellow]the validator changed requires_grad of {changed} "
+                                   f"parameters; put back for training (a validator should "
+                                   f"run the model through model.inference.inference_view)[/]")
 
     def _progress(self):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,

@@ -1,7 +1,9 @@
 """Per-epoch validation during training: a pluggable callable, 3DPW val by default.
 
 A validator is `fn(model, body, epoch) -> {"pa_mpjpe": mm, ...}`; the trainer keeps the
-checkpoint with the lowest `pa_mpjpe`. The default runs the evaluation package's own 3DPW
+checkpoint with the lowest `pa_mpjpe`. Training goes on right after it, so a validator must
+leave `model` as it found it: run it through `maed_cli.model.inference.inference_view` (as
+`predict(..., prepare=False)` does), never `prepare_for_inference`. The default runs the evaluation package's own 3DPW
 protocol (`maed_cli.evaluate`: MAED's interleaved evaluation clips, 14 LSP joints from
 J_regressor_h36m, hip-centred MPJPE / PA-MPJPE / PVE in mm) on `<data_dir>/database/
 3dpw_val_db.pt`, so training-time numbers are the ones `maed eval` reports.
@@ -50,13 +52,11 @@ def threedpw_validator(cfg, body: torch.nn.Module) -> Validator:
 
     def run(model: torch.nn.Module, body: torch.nn.Module, epoch: int) -> dict[str, float]:
         device = next(model.parameters()).device
-        was_training = model.training
-        try:
-            predictions = predict(evalset, model, device, interp=cfg.val.interp,
-                                  batch_pools=cfg.val.batch,
-                                  workers=min(cfg.data.num_workers, 4))
-        finally:
-            model.train(was_training)
+        # prepare=False: the model is being trained; `maed eval`'s fast path would leave
+        # it without gradients (and channels-last, with frozen standardised weights)
+        predictions = predict(evalset, model, device, interp=cfg.val.interp,
+                              batch_pools=cfg.val.batch,
+                              workers=min(cfg.data.num_workers, 4), prepare=False)
         summary = score(evalset, predictions, body, device).summary()
         return {k: float(summary[k]) for k in ("mpjpe", "pa_mpjpe", "pve")
                 if summary.get(k) is not None}
