@@ -68,9 +68,15 @@ class DemoOptions:
     focal: float | None = None
     use_cache: bool = True
     compile: bool = False  # torch.compile the network (speed only; results the same)
+    world: bool = True  # the world layer (maed_cli.world): world.npz and world arrays per track
+    camera: str = "auto"  # the camera's motion: auto (decided from the video) | static | moving
 
     def check(self) -> None:
         """Refuse values no run can use, in one line, before any long work."""
+        camera_modes = ("auto", "static", "moving")
+        if self.camera not in camera_modes:
+            raise InputError(f"--camera {self.camera!r}: expected one of "
+                             f"{', '.join(camera_modes)}")
         if self.interp < 1 or 8 % self.interp:
             raise InputError(f"--interp {self.interp}: must divide 8 (1, 2, 4 or 8)")
         if not 0 < self.crop_scale < float("inf"):

@@ -10,7 +10,7 @@ from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, Cr
                             DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt,
                             ExportOpt, FocalOpt, FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt,
                             NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt, TrackerOpt,
-                            demo_options)
+                            CameraMotionOpt, WorldOpt, demo_options)
 
 
 @app.command("demo")
@@ -40,6 +40,8 @@ def demo(
     min_track: MinTrackOpt = 25,
     crop_scale: CropScaleOpt = 1.35,
     focal: FocalOpt = None,
+    world: WorldOpt = True,
+    camera: CameraMotionOpt = "auto",
     checkpoint: CheckpointOpt = None,
     smpl: SmplOpt = None,
     no_cache: NoCacheOpt = False,
@@ -58,7 +60,8 @@ def demo(
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
                            detect_size=detect_size,
                            detector_weights=detector_weights, boxes=boxes, focal=focal,
-                           no_cache=no_cache, compile=compile_model)
+                           no_cache=no_cache, compile=compile_model, world=world,
+                           camera=camera)
     report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,
                               render=render, export=export, quiet=quiet,
                               console=console, err_console=err_console)
