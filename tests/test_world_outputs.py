@@ -1,0 +1,273 @@
+"""World-frame outputs: `maed export --frame world` (scene.glb with everyone and a floor,
+per-person glb/bvh, obj, joints) and `maed render --world`, on hand-made world results."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from maed_cli.cli import main
+from maed_cli.results import ResultSet, TrackResult, save_summary, save_track
+from maed_cli.world.frames import WorldFrame, save_world, world_joints, world_root, world_vertices
+
+from test_export import quat_xyzw_to_matrix, read_accessor, skinned_glb_vertices
+
+W, H, FPS, N = 96, 72, 10.0, 6
+LEVEL = np.diag([1.0, -1.0, -1.0])  # a level camera's axes in the world (y up, z backwards)
+
+
+def yaw(deg):
+    a = np.deg2rad(deg)
+    return np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+
+
+def make_world(frames=N, pan_deg=12.0):
+    """A camera 1.5 m above the floor, 4 m back, panning by `pan_deg` over the clip."""
+    rotations = np.stack([yaw(pan_deg * f / max(frames - 1, 1)) for f in range(frames)])
+    camera_R = LEVEL[None] @ np.swapaxes(rotations, 1, 2)  # world-from-camera-f
+    return WorldFrame(frame_ids=np.arange(frames), camera_R=camera_R,
+                      camera_t=np.tile([0.0, 1.5, 4.0], (frames, 1)), up=np.array([0, -1.0, 0]),
+                      floor=np.array([0, -1.0, 0, 1.5]), focal=100.0, image_size=(W, H))
+
+
+def make_world_track(body, world, track_id, frames, cam_t, seed):
+    """A camera-frame track (constant shape) and its world arrays by the contract's formula."""
+    rng = np.random.default_rng(seed)
+    n = len(frames)
+    pose = rng.normal(scale=0.2, size=(n, 72))
+    pose[:, :3] = [np.pi, 0.0, 0.0]
+    betas = np.tile(rng.normal(scale=0.5, size=(1, 10)), (n, 1))
+    out = body(pose=torch.tensor(pose, dtype=torch.float32),
+               betas=torch.tensor(betas, dtype=torch.float32))
+    from maed_cli.body.geometry import axis_angle_to_rotmat
+    rotmat = axis_angle_to_rotmat(torch.tensor(pose).reshape(n, 24, 3)).numpy()
+    cam_t = np.asarray(cam_t, float) + np.linspace(0, 1, n)[:, None] * [0.4, 0.0, -0.3]
+    joints = out.joints49.numpy()
+    rot = world.camera_R[frames]
+    pelvis = joints[:, 8].astype(np.float64)
+    world_t = np.einsum("nij,nj->ni", rot, pelvis + cam_t) + world.camera_t[frames] - pelvis
+    return TrackResult(
+        track_id=track_id, frame_ids=np.asarray(frames), pose=pose.astype(np.float32),
+        betas=betas.astype(np.float32), rotmat=rotmat.astype(np.float32),
+        verts=out.vertices.numpy(), joints3d=joints, cam_t=cam_t.astype(np.float32),
+        joints2d_img_coord=rng.uniform(0, 60, (n, 49, 2)).astype(np.float32),
+        world_orient=(rot @ rotmat[:, 0]).astype(np.float32), world_t=world_t.astype(np.float32),
+        contacts=rng.integers(0, 2, (n, 2)).astype(np.uint8), focal=world.focal)
+
+
+@pytest.fixture(scope="module")
+def world_results(synthetic_body, tmp_path_factory):
+    """A results folder (no video) with two people, world arrays and world.npz."""
+    folder = tmp_path_factory.mktemp("world_results")
+    world = make_world()
+    tracks = [make_world_track(synthetic_body, world, 1, np.arange(N), [-0.6, 0.3, 5.0], 0),
+              make_world_track(synthetic_body, world, 2, np.arange(1, 5), [0.7, 0.35, 6.0], 1)]
+    for track in tracks:
+        save_track(folder, track)
+    save_world(folder, world)
+    save_summary(folder, {"input": {"path": str(folder / "missing.mp4"), "fps": FPS,
+                                    "width": W, "height": H},
+                          "settings": {"start": None, "end": None, "fps": None},
+                          "world": {"frame": "world", "reason": None}})
+    return folder, world, {t.track_id: t for t in tracks}
+
+
+def test_world_vertices_follow_the_camera_formula(world_results):
+    # the fabricated world arrays mean what the contract says: x_w = R (x_cam) + t
+    _, world, tracks = world_results
+    track = tracks[2]
+    rows = np.arange(len(track))
+    expected = np.einsum("kij,kpj->kpi", world.camera_R[track.frame_ids],
+                         track.verts + track.cam_t[:, None]) + world.camera_t[track.frame_ids][:, None]
+    np.testing.assert_allclose(world_vertices(track, rows, world), expected, atol=1e-4)
+
+
+def export_world(synthetic_body, world_results, folder, formats, world=True,
+                 pose_correctives=False):
+    from maed_cli.export import export_results
+    _, frame, tracks = world_results
+    results = ResultSet(tracks=dict(tracks), fps=FPS, width=W, height=H)
+    return export_results(results, folder, formats, body=synthetic_body,
+                          pose_correctives=pose_correctives, world=frame if world else None)
+
+
+def scene_people(gltf):
+    """{mesh node name: (mesh node index, skin)} of a scene file."""
+    return {node.name: (i, gltf.skins[node.skin]) for i, node in enumerate(gltf.nodes)
+            if node.skin is not None}
+
+
+def reskinned(gltf, blob, mesh_node, k):
+    """Vertices of one skinned mesh of a multi-person file at its keyframe k, from the file."""
+    node = gltf.nodes[mesh_node]
+    skin = gltf.skins[node.skin]
+    prim = gltf.meshes[node.mesh].primitives[0]
+    rest = read_accessor(gltf, blob, prim.attributes.POSITION).astype(np.float64)
+    trs = {i: {"translation": np.array(n.translation or [0, 0, 0], float),
+               "rotation": np.array(n.rotation or [0, 0, 0, 1], float)}
+           for i, n in enumerate(gltf.nodes)}
+    joints = set(skin.joints)
+    anim = gltf.animations[0]
+    for ch in anim.channels:
+        sampler = anim.samplers[ch.sampler]
+        out = read_accessor(gltf, blob, sampler.output).astype(np.float64)
+        if ch.target.node in joints:
+            trs[ch.target.node][ch.target.path] = out[k]
+        elif ch.target.node == mesh_node and ch.target.path == "weights":
+            weights = out.reshape(len(read_accessor(gltf, blob, sampler.input)), -1)[k]
+            for w, target in zip(weights, prim.targets):
+                index = target["POSITION"] if isinstance(target, dict) else target.POSITION
+                rest = rest + w * read_accessor(gltf, blob, index)
+    parent = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
+
+    def world(i):
+        m = np.eye(4)
+        m[:3, :3] = quat_xyzw_to_matrix(trs[i]["rotation"])
+        m[:3, 3] = trs[i]["translation"]
+        return m if i not in parent else world(parent[i]) @ m
+    ibm = read_accessor(gltf, blob, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
+    mats = np.stack([world(j) @ ibm[n] for n, j in enumerate(skin.joints)])
+    rest_h = np.concatenate([rest, np.ones((len(rest), 1))], axis=1)
+    out = np.zeros_like(rest)
+    s = 0
+    while getattr(prim.attributes, f"JOINTS_{s}", None) is not None:
+        idx = read_accessor(gltf, blob, getattr(prim.attributes, f"JOINTS_{s}")).astype(int)
+        wts = read_accessor(gltf, blob, getattr(prim.attributes, f"WEIGHTS_{s}"))
+        for c in range(4):
+            out += wts[:, c, None] * np.einsum("vij,vj->vi", mats[idx[:, c]], rest_h)[:, :3]
+        s += 1
+    return out
+
+
+def test_world_scene_glb_has_everyone_a_floor_and_the_camera(synthetic_body, world_results,
+                                                             tmp_path):
+    import pygltflib
+    import trimesh
+    _, world, tracks = world_results
+    # with the pose correctives the skinned file is the body layer exactly
+    files = export_world(synthetic_body, world_results, tmp_path, "glb", pose_correctives=True)
+    assert {p.name for p in files} == {"track_1.glb", "track_2.glb", "scene.glb"}
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "scene.glb"))
+    blob = gltf.binary_blob()
+    people = scene_people(gltf)
+    assert set(people) == {"track_1", "track_2"} and len(gltf.animations) == 1
+    for name, (mesh_node, _) in people.items():
+        track = tracks[int(name.split("_")[1])]
+        for k in (0, len(track) - 1):
+            # the people's world positions in the one scene are the world arrays'
+            expected = world_vertices(track, k, world)
+            assert np.abs(reskinned(gltf, blob, mesh_node, k) - expected).max() < 1e-3
+    floor = next(n for n in gltf.nodes if n.name == "floor")
+    floor_xyz = read_accessor(gltf, blob, gltf.meshes[floor.mesh].primitives[0].attributes.POSITION)
+    assert np.all(floor_xyz[:, 1] == 0.0)
+    roots = np.concatenate([world_root(t) for t in tracks.values()])
+    assert (floor_xyz[:, [0, 2]].min(0) < roots[:, [0, 2]].min(0) - 1).all()
+    assert (floor_xyz[:, [0, 2]].max(0) > roots[:, [0, 2]].max(0) + 1).all()
+    camera = next(n for n in gltf.nodes if n.camera is not None)
+    np.testing.assert_allclose(camera.translation, world.camera_t[0], atol=1e-6)
+    # a glTF camera looks down its -z: the first camera's forward in the world
+    forward = quat_xyzw_to_matrix(np.array(camera.rotation)) @ [0, 0, -1.0]
+    np.testing.assert_allclose(forward, world.camera_R[0] @ [0, 0, 1.0], atol=1e-6)
+    # trimesh (another reader) sees both people and the floor in one scene
+    scene = trimesh.load(tmp_path / "scene.glb")
+    names = set(scene.geometry)
+    assert "floor" in names and sum(g.vertices.shape == (6890, 3)
+                                    for g in scene.geometry.values()) == 2
+    # and each person's own file is in the same world
+    for tid, track in tracks.items():
+        verts, _, _ = skinned_glb_vertices(tmp_path / f"track_{tid}.glb", 1)
+        assert np.abs(verts - world_vertices(track, 1, world)).max() < 1e-3
+
+
+def test_camera_frame_scene_has_no_floor_and_a_camera_at_the_origin(synthetic_body,
+                                                                    world_results, tmp_path):
+    import pygltflib
+    export_world(synthetic_body, world_results, tmp_path, "glb", world=False)
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "scene.glb"))
+    assert not any(n.name == "floor" for n in gltf.nodes)
+    camera = next(n for n in gltf.nodes if n.camera is not None)
+    np.testing.assert_allclose(camera.rotation, [0, 0, 0, 1], atol=1e-7)
+    assert set(scene_people(gltf)) == {"track_1", "track_2"}
+
+
+def read_bvh_root(path):
+    lines = path.read_text().splitlines()
+    start = lines.index("MOTION") + 3
+    return np.array([[float(v) for v in line.split()[:3]] for line in lines[start:]])
+
+
+def test_world_bvh_obj_and_joint_tables(synthetic_body, world_results, tmp_path):
+    import trimesh
+    _, world, tracks = world_results
+    export_world(synthetic_body, world_results, tmp_path, "bvh,obj,csv,json")
+    for tid, track in tracks.items():
+        np.testing.assert_allclose(read_bvh_root(tmp_path / f"track_{tid}.bvh"),
+                                   world_root(track), atol=1e-4)
+    track = tracks[2]
+    mesh = trimesh.load(tmp_path / "obj" / "track_2" / f"frame_{track.frame_ids[2]:06d}.obj",
+                        process=False)
+    np.testing.assert_allclose(mesh.vertices, world_vertices(track, 2, world), atol=1e-5)
+    doc = json.loads((tmp_path / "joints.json").read_text())
+    assert "y up" in doc["axes"]
+    entry = doc["tracks"]["2"]
+    assert entry["frame_of_reference"] == "world"
+    np.testing.assert_allclose(entry["joints3d"], world_joints(track, slice(None), world),
+                               atol=1e-4)
+    assert entry["contacts"] == track.contacts.astype(int).tolist()
+    import csv
+    rows = [r for r in csv.DictReader(open(tmp_path / "joints.csv")) if r["track_id"] == "1"]
+    assert {r["frame_of_reference"] for r in rows} == {"world"}
+    first = world_joints(tracks[1], 0, world)
+    np.testing.assert_allclose([float(rows[8][k]) for k in "xyz"], first[8], atol=1e-4)
+
+
+def test_a_track_without_world_arrays_is_left_out_with_a_warning(synthetic_body, world_results,
+                                                                 tmp_path):
+    from maed_cli.export import export_results
+    _, world, tracks = world_results
+    bare = tracks[2].with_arrays(world_orient=None, world_t=None, contacts=None)
+    results = ResultSet(tracks={1: tracks[1], 2: bare}, fps=FPS, width=W, height=H)
+    with pytest.warns(UserWarning, match="tracks 2 have no world placement"):
+        files = export_results(results, tmp_path, "bvh", body=synthetic_body, world=world)
+    assert [p.name for p in files] == ["track_1.bvh"]
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.fixture
+def installed_regressor(synthetic_assets, _isolated_asset_home):
+    import shutil
+    shutil.copy(synthetic_assets["extra"], _isolated_asset_home / "J_regressor_extra.npy")
+
+
+def test_export_cli_frames(world_results, synthetic_assets, installed_regressor, tmp_path,
+                           capsys):
+    folder, _, _ = world_results
+    smpl = synthetic_assets["npz"]
+    code, text = run(capsys, "export", folder, "--format", "bvh", "-o", tmp_path / "w",
+                     "--smpl", smpl)
+    assert code == 0 and "world frame" in text, text
+    world_root_0 = read_bvh_root(tmp_path / "w" / "track_1.bvh")[0]
+    code, text = run(capsys, "export", folder, "--format", "bvh", "-o", tmp_path / "c",
+                     "--smpl", smpl, "--frame", "camera")
+    assert code == 0 and "camera frame" in text, text
+    assert np.abs(read_bvh_root(tmp_path / "c" / "track_1.bvh")[0] - world_root_0).max() > 0.1
+    code, text = run(capsys, "export", folder, "--format", "bvh", "--frame", "up")
+    assert code == 2 and "--frame 'up'" in text and len(text.strip().splitlines()) == 1
+
+
+def test_export_cli_world_without_a_world_is_one_line(world_results, tmp_path, capsys):
+    folder, _, _ = world_results
+    plain = tmp_path / "plain"
+    (plain / "tracks").mkdir(parents=True)
+    for p in (folder / "tracks").iterdir():
+        (plain / "tracks" / p.name).write_bytes(p.read_bytes())
+    (plain / "summary.json").write_text((folder / "summary.json").read_text())
+    code, text = run(capsys, "export", plain, "--format", "csv", "--frame", "world")
+    assert code == 2 and "no world frame" in text and "--frame camera" in text, text
+    code, text = run(capsys, "export", plain, "--format", "csv")
+    assert code == 0 and "camera frame" in text, text
