@@ -7,9 +7,11 @@ periodic procedural noise texture) on exactly one face, seen from inside. People
 billboards (0.5 m x 1.7 m, their own texture moving with them) standing on the floor, so the
 estimator must ignore what moves inside their boxes.
 
-Coordinates: the first camera's frame (OpenCV: x right, y down, z forward, metres); the
-camera centre starts at the origin, the floor is y = +CAMERA_HEIGHT. `rotations[f]` are
-camera-f-from-camera-0 (x_f = R[f] @ x_0), the estimator's convention.
+Coordinates: the room frame (OpenCV-like: x right, y down, z forward, metres) is the first
+camera's frame levelled (camera 0 looks down by the path's pitch0); the camera centre starts
+at the origin, the floor is y = +CAMERA_HEIGHT. `CameraPath.absolute[f]` is camera-f-from-room
+(what is rendered), `CameraPath.rotations[f]` camera-f-from-camera-0 (x_f = R[f] @ x_0), the
+estimator's convention.
 """
 from __future__ import annotations
 
@@ -24,13 +26,13 @@ TEXTURE_PERIOD_M = 3.0
 TEXTURE_PX = 512
 
 
-def noise_texture(seed: int, size: int = TEXTURE_PX) -> np.ndarray:
+def noise_texture(seed: int, size: int = TEXTURE_PX, finest: float = 0.12) -> np.ndarray:
     """(size, size, 3) uint8 periodic multi-scale noise (FFT-filtered, so it tiles seamlessly)."""
     rng = np.random.default_rng(seed)
     freq = np.fft.fftfreq(size)
     radius = np.hypot(*np.meshgrid(freq, freq, indexing="ij"))
     spectrum = np.where(radius > 1.0 / size, 1.0 / np.maximum(radius, 1e-9), 0.0)
-    spectrum *= np.exp(-(radius / 0.12) ** 2)  # no detail finer than a few texels
+    spectrum *= np.exp(-(radius / finest) ** 2)  # no detail finer than 1/finest texels
     out = np.empty((size, size, 3), np.uint8)
     for c in range(3):
         field = np.fft.ifft2(np.fft.fft2(rng.standard_normal((size, size))) * spectrum).real
@@ -53,6 +55,7 @@ class CameraPath:
 
     rotations: np.ndarray
     centres: np.ndarray
+    absolute: np.ndarray | None = None  # (F, 3, 3) camera-f-from-room (rendering); None: rotations
 
     def __len__(self) -> int:
         return len(self.rotations)
@@ -74,7 +77,7 @@ def camera_path(frames: int, yaw_amp: float = 30.0, pitch_amp: float = 10.0,
     centres = np.zeros((frames, 3))
     centres[:, 0] = shift_m * s
     centres[:, 2] = 0.5 * shift_m * s
-    return CameraPath(rotations, centres)
+    return CameraPath(rotations, centres, absolute)
 
 
 @dataclass
@@ -100,11 +103,13 @@ class RoomRenderer:
     """Renders frames of the room for a camera path (see the module doc)."""
 
     def __init__(self, width: int = 320, height: int = 240, focal: float | None = None,
-                 supersample: int = 2, seed: int = 3):
+                 supersample: int = 1, seed: int = 3):
         self.width, self.height = width, height
         self.focal = float(focal if focal is not None else np.hypot(width, height))
         self.supersample = supersample
-        self.textures = [noise_texture(seed + i) for i in range(6)]
+        # coarser texture without supersampling: no aliasing shimmer on the far floor
+        finest = 0.12 if supersample > 1 else 0.05
+        self.textures = [noise_texture(seed + i, finest=finest) for i in range(6)]
         s = supersample
         u, v = np.meshgrid((np.arange(width * s) + 0.5) / s - 0.5,
                            (np.arange(height * s) + 0.5) / s - 0.5)
@@ -134,8 +139,9 @@ class RoomRenderer:
             d = dirs[:, axis]
             positive = d > 0
             bound = np.where(positive, faces[pos][1], faces[neg][1]).astype(np.float32)
-            with np.errstate(divide="ignore"):
-                ts.append((bound - c[axis]) / np.where(d == 0, 1e-12, d))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = (bound - c[axis]) / d
+            ts.append(np.where(d == 0, np.inf, t))
             ids.append(np.where(positive, pos, neg))
         ts, ids = np.stack(ts), np.stack(ids)
         nearest = ts.argmin(axis=0)
@@ -181,10 +187,8 @@ class RoomRenderer:
         if np.any(depth <= 0.1):
             return None
         # the billboard's own texture, moving with it (a person's clothes)
-        tex = self.textures[(walker.seed % 5) + 1]
-        th, tw = 160, 48
-        patch = cv2.resize(np.roll(tex, walker.seed * 37, axis=(0, 1))[:th * 2, :tw * 2],
-                           (tw, th), interpolation=cv2.INTER_AREA)
+        th, tw = 192, 64
+        patch = noise_texture(walker.seed, 256, finest=0.15)[:th, :tw]
         src = np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])
         warp = cv2.getPerspectiveTransform(src, pix.astype(np.float32))
         layer = cv2.warpPerspective(patch, warp, (self.width, self.height),
@@ -204,7 +208,8 @@ class RoomRenderer:
         """All frames of a path: (frames, boxes) lists."""
         frames, boxes = [], []
         for f in range(len(path)):
-            image, b = self.render(path.rotations[f], path.centres[f], walkers, f)
+            rotation = path.rotations[f] if path.absolute is None else path.absolute[f]
+            image, b = self.render(rotation, path.centres[f], walkers, f)
             frames.append(image)
             boxes.append(b)
         return frames, boxes
