@@ -32,7 +32,8 @@ def panning(renderer):
 
 def test_panning_camera_rotations_within_half_a_degree(renderer, panning):
     path, frames, boxes = panning
-    assert sum(len(b) == len(DEFAULT_WALKERS) for b in boxes) > FRAMES // 3  # people in view
+    in_view = [np.isfinite(b[:, 0]).sum() for b in boxes]
+    assert sum(k == len(DEFAULT_WALKERS) for k in in_view) > FRAMES // 3  # people in view
     motion = estimate(frames, boxes, renderer.focal)
     assert not motion.static and motion.mode == "moving"
     assert motion.translating_warning is None and motion.reason_unusable is None
@@ -157,3 +158,105 @@ def test_rotation_fit_is_robust_to_outliers():
     assert inliers[60:].all() and not inliers[:60].any()
     np.testing.assert_allclose(rot, truth, atol=1e-9)
     np.testing.assert_allclose(kabsch(a[60:], b[60:]), truth, atol=1e-9)
+
+
+# --- in the demo's first pass ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def panning_folder(renderer, tmp_path_factory):
+    """The panning room as an image folder and a --boxes CSV of the people (with ids)."""
+    import cv2
+    frames_n = 24
+    path = camera_path(frames_n, yaw_amp=15.0, pitch_amp=5.0)
+    frames, boxes = renderer.render_path(path)
+    root = tmp_path_factory.mktemp("camera_pass")
+    folder = root / "frames"
+    folder.mkdir()
+    rows = ["frame,x1,y1,x2,y2,track_id"]
+    for f, (frame, b) in enumerate(zip(frames, boxes)):
+        cv2.imwrite(str(folder / f"{f:04d}.png"), frame[..., ::-1])
+        for tid, (x1, y1, x2, y2) in enumerate(b, start=1):
+            if np.isfinite(x1):
+                x1, x2 = np.clip([x1, x2], 0, renderer.width - 1)
+                y1, y2 = np.clip([y1, y2], 0, renderer.height - 1)
+                rows.append(f"{f},{x1:.2f},{y1:.2f},{x2:.2f},{y2:.2f},{tid}")
+    csv = root / "boxes.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return {"folder": folder, "boxes": csv, "path": path, "per_frame": boxes, "root": root}
+
+
+def _no_progress(*_):
+    pass
+
+
+def test_first_pass_estimates_the_camera_with_boxes_and_with_a_detector(renderer,
+                                                                         panning_folder):
+    from maed_cli.pipeline import DemoOptions, StageClock, find_tracklets
+    from maed_cli.video.detect import Detections
+    from maed_cli.video.io import open_frames
+
+    truth = panning_folder["path"].rotations
+    clock = StageClock()
+    options = DemoOptions(boxes=str(panning_folder["boxes"]), min_track=5)
+    tracklets, motion = find_tracklets(open_frames(panning_folder["folder"]), options, None,
+                                       _no_progress, clock)
+    assert tracklets and list(motion.frame_ids) == list(range(len(truth)))
+    assert motion.focal == pytest.approx(renderer.focal)  # the run's default focal
+    assert rotation_errors_deg(motion.rotations, truth).max() < 0.5
+    assert clock.seconds["camera"] > 0
+
+    class StubDetector:  # the detector's stream protocol, giving the known boxes
+        def stream(self, frames):
+            for index, frame in frames:
+                b = panning_folder["per_frame"][index]
+                b = b[np.isfinite(b[:, 0])]
+                yield index, frame, Detections(b, np.full(len(b), 0.9))
+
+    tracklets, motion = find_tracklets(open_frames(panning_folder["folder"]),
+                                       DemoOptions(min_track=5), StubDetector(), _no_progress)
+    assert tracklets and rotation_errors_deg(motion.rotations, truth).max() < 0.5
+
+
+def test_tracks_cache_keeps_the_camera_motion(renderer, panning_folder, tmp_path):
+    from maed_cli import pipeline
+    from maed_cli.pipeline import DemoOptions, prepare_demo
+
+    options = DemoOptions(boxes=str(panning_folder["boxes"]), min_track=5)
+    first = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
+    assert not first.cache_hit and first.camera_motion is not None
+    assert first.camera_motion.requested == "auto" and not first.camera_motion.static
+    pipeline._save_cached_tracks(first.cache_file, first.tracklets, first.camera_motion)
+    tracklets, camera = pipeline._load_cached_tracks(first.cache_file)
+    assert sorted(tracklets) == sorted(first.tracklets)
+    np.testing.assert_array_equal(camera.rotations, first.camera_motion.rotations)
+    assert camera.summary() == first.camera_motion.summary()
+
+    # a cached re-run has the camera motion without decoding for it
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the camera motion was estimated again")
+
+    real = pipeline.camera_from_tracklets
+    pipeline.camera_from_tracklets = no_second_pass
+    try:
+        again = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
+        options.camera = "static"  # --camera static applies to the cached estimate
+        forced = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
+    finally:
+        pipeline.camera_from_tracklets = real
+    assert again.cache_hit
+    np.testing.assert_array_equal(again.camera_motion.rotations,
+                                  first.camera_motion.rotations)
+    assert forced.cache_hit and forced.camera_motion.static
+    assert forced.camera_motion.requested == "static"
+
+    # a cache written without the camera motion (or for another focal): estimated from the
+    # cached boxes in a decode-only pass
+    pipeline._save_cached_tracks(first.cache_file, first.tracklets)
+    options.camera = "auto"
+    old = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
+    assert old.cache_hit
+    truth = panning_folder["path"].rotations
+    assert rotation_errors_deg(old.camera_motion.rotations, truth).max() < 0.5
+    options.focal = renderer.focal * 1.1
+    refocused = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
+    assert refocused.cache_hit and refocused.camera_motion.focal == pytest.approx(options.focal)

@@ -125,7 +125,8 @@ class RoomRenderer:
 
     def render(self, rotation: np.ndarray, centre: np.ndarray, walkers=(), frame: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:
-        """One frame (H, W, 3) uint8 RGB and the walkers' boxes (k, 4) xyxy pixels."""
+        """One frame (H, W, 3) uint8 RGB and the walkers' boxes (len(walkers), 4) xyxy
+        pixels, in the walkers' order, NaN for one out of view."""
         dirs = self._rays @ rotation.astype(np.float32)  # R.T per ray: into the first frame
         c = np.asarray(centre, np.float32)
         # faces: (axis, value, texture axes); from inside the box a ray leaves, per axis,
@@ -166,14 +167,15 @@ class RoomRenderer:
             image[sel] = face.reshape(-1, 3)[:len(sel)]
         image = image.reshape(big_h, big_w, 3)
         image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        boxes = []
+        boxes = np.full((len(walkers), 4), np.nan, np.float32)
         # far people first, so nearer ones cover them
-        order = sorted(walkers, key=lambda w: -((w.feet(frame) - c) @ rotation.T)[2])
-        for walker in order:
-            box = self._draw_walker(image, walker, frame, rotation, c)
+        order = sorted(range(len(walkers)),
+                       key=lambda i: -((walkers[i].feet(frame) - c) @ rotation.T)[2])
+        for i in order:
+            box = self._draw_walker(image, walkers[i], frame, rotation, c)
             if box is not None:
-                boxes.append(box)
-        return image, np.asarray(boxes, np.float32).reshape(-1, 4)
+                boxes[i] = box
+        return image, boxes
 
     def _draw_walker(self, image, walker: Walker, frame: int, rotation, centre):
         feet = walker.feet(frame)

@@ -263,13 +263,27 @@ class CameraMotionEstimator:
         self._prev_grey: np.ndarray | None = None
         self._prev_points: np.ndarray | None = None   # keyframe corners' positions last frame
         self._rotation = np.eye(3)
+        self._broken: str | None = None
 
     # -- per frame --
 
     def add(self, frame_index: int, frame_rgb: np.ndarray, boxes=None) -> None:
         """One decoded frame (H, W, 3) uint8 RGB and its person boxes (k, 4) xyxy pixels."""
         t = time.perf_counter()
-        grey = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
+        if self._broken is None:
+            try:
+                self._add(frame_rgb, boxes)
+            except (cv2.error, ValueError, np.linalg.LinAlgError) as exc:
+                # the detection pass it runs in must go on: the motion is then unusable
+                self._broken = f"the camera motion could not be estimated ({exc})".replace(
+                    "\n", " ")
+        self._ids.append(int(frame_index))
+        self._rots.append(self._rotation.copy())
+        self._seconds += time.perf_counter() - t
+
+    def _add(self, frame_rgb: np.ndarray, boxes) -> None:
+        frame = np.ascontiguousarray(frame_rgb)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
         if grey.shape[1] != self.work_size[0] or grey.shape[0] != self.work_size[1]:
             grey = cv2.resize(grey, self.work_size, interpolation=cv2.INTER_AREA)
         mask = self._background_mask(boxes)
@@ -278,10 +292,7 @@ class CameraMotionEstimator:
             self._new_keyframe(grey, mask)
         else:
             self._track(grey, mask)
-        self._ids.append(int(frame_index))
-        self._rots.append(self._rotation.copy())
         self._prev_grey = grey
-        self._seconds += time.perf_counter() - t
 
     def _background_mask(self, boxes) -> np.ndarray:
         """uint8 (h, w) work-size mask: 255 on the background, 0 in the dilated person boxes."""
@@ -371,8 +382,10 @@ class CameraMotionEstimator:
         median_motion = float(np.median(self._motion)) if self._motion else 0.0
         inlier_ratio = float(np.median(self._inliers)) if self._inliers else 0.0
         residual = float(np.median(self._residuals)) if self._residuals else 0.0
-        reason = None
-        if n > 1 and self._failed > UNUSABLE_FRACTION * (n - 1):
+        reason = self._broken
+        if reason is not None:
+            pass
+        elif n > 1 and self._failed > UNUSABLE_FRACTION * (n - 1):
             reason = (f"too little background texture to follow the camera ({self._failed} "
                       f"of {n - 1} frames could not be matched outside the person boxes)")
         elif n > 1 and self._most_corners < MIN_TRACKED:
