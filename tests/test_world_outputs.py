@@ -271,3 +271,71 @@ def test_export_cli_world_without_a_world_is_one_line(world_results, tmp_path, c
     assert code == 2 and "no world frame" in text and "--frame camera" in text, text
     code, text = run(capsys, "export", plain, "--format", "csv")
     assert code == 0 and "camera frame" in text, text
+
+
+# --- maed render --world -------------------------------------------------------------------
+
+def test_world_view_frames_everyone_and_draws_people_and_the_camera(synthetic_body,
+                                                                    world_results):
+    from maed_cli.render import MeshRenderer
+    from maed_cli.render_world import BACKGROUND, FLOOR_COLOUR, WorldView
+    _, world, tracks = world_results
+    results = ResultSet(tracks=dict(tracks), fps=FPS, width=W, height=H)
+    renderer = MeshRenderer(2 * W, 2 * H, synthetic_body.faces)  # an ortho overlay's renderer
+    view = WorldView(results, world, renderer)
+    try:
+        # the fixed view frames every trajectory, each person's head and the video's camera
+        for track in tracks.values():
+            for height in (0.0, 1.6):
+                uv, front = view.project(world_root(track) * [1, 0, 1] + [0, height, 0])
+                assert front.all() and (uv >= 0).all() and (uv < [2 * W, 2 * H]).all()
+        panel = view.render(3)
+        assert panel.shape == (2 * H, 2 * W, 3)
+        # each person is drawn where their world pelvis projects (a body colour, not the
+        # floor's or the background's)
+        for track in tracks.values():
+            uv, _ = view.project(world_root(track, [track.index_of(3)]))
+            u, v = np.round(uv[0]).astype(int)
+            pixel = panel[v, u].astype(int)
+            assert np.abs(pixel - FLOOR_COLOUR).sum() > 30 and np.abs(pixel - BACKGROUND).sum() > 30
+        # the frustum's apex is the video camera's centre: dark lines meet there
+        uv, _ = view.project(world.camera_t[3][None])
+        u, v = np.round(uv[0]).astype(int)
+        assert panel[v - 1:v + 2, u - 1:u + 2].min() < 110
+        # the walked part of a trajectory grows with the frame
+        assert not np.array_equal(view.render(0), view.render(5))
+    finally:
+        renderer.close()
+
+
+def write_grey_video(path, frames=N):
+    import imageio_ffmpeg
+    gen = imageio_ffmpeg.write_frames(str(path), (W, H), fps=FPS, macro_block_size=1,
+                                      ffmpeg_log_level="error")
+    gen.send(None)
+    for _ in range(frames):
+        gen.send(np.full((H, W, 3), 90, np.uint8))
+    gen.close()
+
+
+def test_render_cli_world_panel(world_results, synthetic_assets, tmp_path, capsys):
+    import imageio_ffmpeg
+    folder, _, _ = world_results
+    video = tmp_path / "input.mp4"
+    write_grey_video(video)
+    out = tmp_path / "world.mp4"
+    code, text = run(capsys, "render", folder, "--video", video, "--world", "-o", out,
+                     "--camera", "perspective",
+                     "--smpl", synthetic_assets["npz"])
+    assert code == 0, text
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)
+    frames = [np.frombuffer(b, np.uint8).reshape(H, 2 * W, 3) for b in reader]
+    assert meta["size"] == (2 * W, H) and len(frames) == N
+    # the world panel is its own picture, beside the overlay
+    assert np.abs(frames[2][:, W:].astype(int) - frames[2][:, :W]).mean() > 10
+
+
+def test_render_world_without_a_world_is_one_line(world_results, tmp_path, capsys):
+    code, text = run(capsys, "render", tmp_path, "--world")
+    assert code == 2 and "no world frame" in text and len(text.strip().splitlines()) == 1
