@@ -260,3 +260,22 @@ def test_tracks_cache_keeps_the_camera_motion(renderer, panning_folder, tmp_path
     options.focal = renderer.focal * 1.1
     refocused = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
     assert refocused.cache_hit and refocused.camera_motion.focal == pytest.approx(options.focal)
+
+
+@pytest.mark.slow
+def test_world_scene_rendered_with_its_bodies(synthetic_body):
+    """The world layer's scene (tests/world_scene.py): SMPL walkers as moving occluders."""
+    from world_render import render_world_scene
+    from world_scene import make_scene
+
+    for kind in ("static", "pan"):
+        scene = make_scene(synthetic_body, camera=kind, people=2, frames=40,
+                           image_size=(320, 180))
+        frames, boxes = render_world_scene(scene)
+        est = CameraMotionEstimator(scene.focal, scene.image_size)
+        for fid, frame, b in zip(scene.frame_ids, frames, boxes):
+            est.add(int(fid), frame, b)
+        motion = est.finish()
+        err = rotation_errors_deg(motion.rotations, scene.rotations)
+        assert motion.static == (kind == "static")
+        assert np.median(err) <= 0.5 and err.max() <= 2.0, (kind, err)

@@ -103,8 +103,10 @@ class RoomRenderer:
     """Renders frames of the room for a camera path (see the module doc)."""
 
     def __init__(self, width: int = 320, height: int = 240, focal: float | None = None,
-                 supersample: int = 1, seed: int = 3):
+                 supersample: int = 1, seed: int = 3, room: dict | None = None):
         self.width, self.height = width, height
+        # floor (y, down), ceiling (y), front/back walls (z), side walls (+-x): room frame
+        self.room = {"floor": CAMERA_HEIGHT, **ROOM, **(room or {})}
         self.focal = float(focal if focal is not None else np.hypot(width, height))
         self.supersample = supersample
         # coarser texture without supersampling: no aliasing shimmer on the far floor
@@ -131,9 +133,10 @@ class RoomRenderer:
         c = np.asarray(centre, np.float32)
         # faces: (axis, value, texture axes); from inside the box a ray leaves, per axis,
         # through the face its direction's sign points at, and overall through the nearest
-        faces = [(1, CAMERA_HEIGHT, (0, 2)), (1, -ROOM["ceiling"], (0, 2)),
-                 (2, ROOM["z_front"], (0, 1)), (2, ROOM["z_back"], (0, 1)),
-                 (0, ROOM["x"], (2, 1)), (0, -ROOM["x"], (2, 1))]
+        room = self.room
+        faces = [(1, room["floor"], (0, 2)), (1, -room["ceiling"], (0, 2)),
+                 (2, room["z_front"], (0, 1)), (2, room["z_back"], (0, 1)),
+                 (0, room["x"], (2, 1)), (0, -room["x"], (2, 1))]
         face_of = {1: (0, 1), 2: (2, 3), 0: (4, 5)}  # axis -> (positive face, negative face)
         ts, ids = [], []
         for axis, (pos, neg) in face_of.items():
@@ -230,3 +233,55 @@ def rotation_errors_deg(estimated: np.ndarray, truth: np.ndarray) -> np.ndarray:
     rel = np.einsum("fij,fkj->fik", estimated, truth)
     cos = (np.trace(rel, axis1=1, axis2=2) - 1) / 2
     return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+# --- the world layer's synthetic scenes (tests/world_scene.py) -------------------------------
+
+ROOM_FROM_WORLD = np.diag([1.0, -1.0, -1.0])  # world (y up, z backwards) -> room (y down, z on)
+
+
+def render_world_scene(scene, supersample: int = 1, seed: int = 3
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames of a `tests/world_scene.py` scene: its camera path in a textured room built
+    around the walkers, the bodies as textured silhouettes of their meshes.
+
+    Returns (frames (H, W, 3) uint8 RGB, boxes (people, 4) xyxy per frame, NaN out of view)."""
+    centre = scene.camera_t[0]
+    to_room = lambda x: (x - centre) @ ROOM_FROM_WORLD.T  # noqa: E731
+    roots = np.concatenate([to_room(p.root) for p in scene.people])
+    room = {"floor": float(centre[1]), "x": float(np.abs(roots[:, 0]).max() + 3.0),
+            "z_front": float(roots[:, 2].max() + 3.0), "z_back": -4.0,
+            "ceiling": float(3.0 - centre[1])}
+    width, height = scene.image_size
+    renderer = RoomRenderer(width, height, scene.focal, supersample, seed, room)
+    absolute = np.swapaxes(scene.camera_R, 1, 2) @ ROOM_FROM_WORLD  # camera-f-from-room
+    textures = [noise_texture(100 + p.track_id, 256, finest=0.15) for p in scene.people]
+    faces = np.asarray(scene.faces, np.int64)
+    frames, boxes = [], []
+    for f in range(len(scene.frame_ids)):
+        image, _ = renderer.render(absolute[f], np.zeros(3))
+        found = np.full((len(scene.people), 4), np.nan, np.float32)
+        cams = [(to_room(p.world_verts[f]) @ absolute[f].T) for p in scene.people]
+        for k in np.argsort([-c[:, 2].mean() for c in cams]):  # far people first
+            cam = cams[k]
+            if cam[:, 2].min() <= 0.1:
+                continue
+            pix = scene.focal * cam[:, :2] / cam[:, 2:] + [width / 2, height / 2]
+            x1, y1 = pix.min(axis=0)
+            x2, y2 = pix.max(axis=0)
+            if x2 < 0 or y2 < 0 or x1 >= width or y1 >= height:
+                continue
+            mask = np.zeros((height, width), np.uint8)
+            cv2.fillPoly(mask, np.round(pix[faces]).astype(np.int32), 255)
+            bw, bh = max(1, int(x2 - x1) + 1), max(1, int(y2 - y1) + 1)
+            layer = np.zeros_like(image)
+            patch = cv2.resize(textures[k], (bw, bh), interpolation=cv2.INTER_LINEAR)
+            ox, oy = int(np.floor(x1)), int(np.floor(y1))
+            sx, sy = max(0, -ox), max(0, -oy)
+            ex, ey = min(bw, width - ox), min(bh, height - oy)
+            layer[oy + sy:oy + ey, ox + sx:ox + ex] = patch[sy:ey, sx:ex]
+            image[mask > 0] = layer[mask > 0]
+            found[k] = [x1, y1, x2, y2]
+        frames.append(image)
+        boxes.append(found)
+    return frames, boxes
