@@ -75,10 +75,9 @@ class DemoOptions:
 
     def check(self) -> None:
         """Refuse values no run can use, in one line, before any long work."""
-        camera_modes = ("auto", "static", "moving")
-        if self.camera not in camera_modes:
+        if self.camera not in CAMERA_MODES:
             raise InputError(f"--camera {self.camera!r}: expected one of "
-                             f"{', '.join(camera_modes)}")
+                             f"{', '.join(CAMERA_MODES)}")
         if self.interp < 1 or 8 % self.interp:
             raise InputError(f"--interp {self.interp}: must divide 8 (1, 2, 4 or 8)")
         if not 0 < self.crop_scale < float("inf"):
@@ -500,9 +499,6 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     digest = input_digest(input_path)
     cache_key = options.tracking_key(digest)
     cache_file = output / CACHE_DIR / f"tracks_{cache_key}.npz"
-    camera_mode = getattr(options, "camera", "auto")
-    if camera_mode not in CAMERA_MODES:
-        raise InputError(f"--camera {camera_mode}: expected one of {', '.join(CAMERA_MODES)}")
     tracklets, camera = _load_cached_tracks(cache_file) \
         if options.use_cache and cache_file.is_file() else (None, None)
     cache_hit = tracklets is not None
@@ -517,7 +513,7 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     if camera is None or not np.isclose(camera.focal, focal, rtol=1e-6):
         camera = camera_from_tracklets(source, tracklets, focal, progress, clock)
     return PreparedInput(input_path, output, options, source, tracklets, digest, cache_key,
-                         cache_file, cache_hit, t0, clock, camera.with_mode(camera_mode))
+                         cache_file, cache_hit, t0, clock, camera.with_mode(options.camera))
 
 
 def make_detector(options: DemoOptions) -> PersonDetector:
