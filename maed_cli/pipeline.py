@@ -523,6 +523,51 @@ def make_detector(options: DemoOptions) -> PersonDetector:
                           device=options.device)
 
 
+WORLD_OFF_REASON = "turned off (--no-world)"
+
+
+def _world_results(folder: Path, tracks: list[TrackResult], prepared: PreparedInput,
+                   body: BodyModel) -> tuple[list[TrackResult], dict]:
+    """The world layer over a run's fresh tracks in `folder`: each track file gains its world
+    arrays, folder/world.npz the run's world frame. Returns the tracks as read back and the
+    summary.json["world"] block. Never ends the run: whatever goes wrong leaves the
+    camera-frame results and one warning saying why."""
+    import warnings
+    import zipfile
+
+    from .results import TrackArchive
+    meta, camera = prepared.source.meta, prepared.camera_motion
+    if camera is not None and camera.reason_unusable:
+        warnings.warn(f"camera motion: {camera.reason_unusable}; the camera is taken as static")
+    try:
+        from .world import build_world, save_world
+        build = build_world(tracks, camera, run_focal(prepared.options, prepared.source),
+                            (meta.width, meta.height), body, fps=float(meta.fps or 30.0))
+        reason = build.fell_back_reason if build.frame is None else None
+    except Exception as exc:  # noqa: BLE001 - the world layer must never cost the body results
+        build, reason = None, f"the world layer failed ({type(exc).__name__}: {exc})"
+    if build is None or reason is not None:
+        warnings.warn(f"no world frame, the results stay in the camera frame: {reason}")
+        block = dict(build.summary) if build is not None else {}
+        block.update(frame="camera", reason=reason)
+        return tracks, block
+    warning = (build.summary.get("camera") or {}).get("translating_warning")
+    if warning:
+        warnings.warn(f"camera motion: {warning}")
+    placed = []
+    for track in build.tracks:
+        path = track_path(folder, track.track_id)
+        # appended after the streamed vertices, which stay where they are (and mapped)
+        with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            members = TrackArchive(archive)
+            members.add("world_orient", np.asarray(track.world_orient, np.float32))
+            members.add("world_t", np.asarray(track.world_t, np.float32))
+            members.add("contacts", np.asarray(track.contacts, np.uint8))
+        placed.append(load_track(path))
+    save_world(folder, build.frame)
+    return placed, build.summary
+
+
 def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
                 checkpoint_info: dict | None = None, progress: Progress | None = None,
                 on_results: Callable[[Path, list[TrackResult], dict], None] | None = None
@@ -549,6 +594,13 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
             progress("body", 1, len(tracklets))
         # writing is what the body layer's chunks did not take
         clock.add("write", time.perf_counter() - t - (clock.seconds["body"] - body_before))
+        world = {"frame": "camera", "reason": WORLD_OFF_REASON}
+        if options.world:
+            t = time.perf_counter()
+            progress("world", 0, 1)
+            tracks, world = _world_results(tmp, tracks, p, body)
+            progress("world", 1, 1)
+            clock.add("world", time.perf_counter() - t)
         summary = {
             "maed_version": __version__,
             "input": {"path": str(p.input_path), "kind": meta.kind, "width": meta.width,
@@ -565,6 +617,7 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
                         "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),
                         "file": f"{TRACKS_DIR}/{t.file_name()}"} for t in tracks],
             "tracks_cache": {"key": p.cache_key, "reused": p.cache_hit},
+            "world": world,
             "timings_s": clock.seconds,
         }
         t = time.perf_counter()

@@ -238,6 +238,10 @@ def run(capsys, *args):
     return code, captured.out + captured.err
 
 
+def flat(text):
+    return " ".join(text.split())
+
+
 @pytest.fixture
 def installed_regressor(synthetic_assets, _isolated_asset_home):
     import shutil
@@ -339,3 +343,184 @@ def test_render_cli_world_panel(world_results, synthetic_assets, tmp_path, capsy
 def test_render_world_without_a_world_is_one_line(world_results, tmp_path, capsys):
     code, text = run(capsys, "render", tmp_path, "--world")
     assert code == 2 and "no world frame" in text and len(text.strip().splitlines()) == 1
+
+
+# --- end to end: `maed demo` writes the world, `maed export` uses it -------------------------
+
+def _stub_network(scene, crop_scale):
+    """run_network's stand-in: the scene's MAED-like outputs (rotations, shape, and the crop
+    camera that gives the scene's cam_t for the demo's own crop regions)."""
+    from maed_cli.video.crop import crop_regions
+
+    def run_network(source, tracklets, model, options, device, progress, clock=None,
+                    stats=None):
+        out = {}
+        for tid, tracklet in tracklets.items():
+            truth = next(t for t in scene.tracks if t.track_id == tid)
+            rows = [truth.index_of(f) for f in tracklet.frames]
+            regions = crop_regions(tracklet.boxes, crop_scale).astype(np.float64)
+            w, h = scene.image_size
+            x, y, z = np.asarray(truth.cam_t[rows], np.float64).T
+            s = 2 * scene.focal / (z * regions[:, 2])
+            cam = np.stack([s, x - (regions[:, 0] - w / 2) * z / scene.focal,
+                            y - (regions[:, 1] - h / 2) * z / scene.focal], 1)
+            out[tid] = {"rotmat": torch.as_tensor(truth.rotmat[rows]),
+                        "betas": torch.as_tensor(truth.betas[rows]),
+                        "cam": torch.as_tensor(cam, dtype=torch.float32)}
+        if stats is not None:
+            stats.update(dtype="float32", fp32_reruns=0)
+        return out
+    return run_network
+
+
+@pytest.fixture(scope="module")
+def world_scene_video(synthetic_body, tmp_path_factory):
+    """A static camera filming two walkers over a textured background: the video, the
+    walkers' boxes and the scene (its MAED-like tracks stand in for the network)."""
+    import imageio_ffmpeg
+    from maed_cli.model import MAED, save_checkpoint
+    from world_render import noise_texture
+    from world_scene import make_scene
+    root = tmp_path_factory.mktemp("world_demo")
+    size, frames = (320, 180), 30
+    scene = make_scene(synthetic_body, camera="static", people=2, frames=frames, fps=30.0,
+                       image_size=size, seed=3)
+    background = noise_texture(5, 512)[:size[1], :size[0]]
+    video = root / "walkers.mp4"
+    gen = imageio_ffmpeg.write_frames(str(video), size, fps=30.0, macro_block_size=1,
+                                      ffmpeg_log_level="error")
+    gen.send(None)
+    for _ in range(frames):
+        gen.send(np.ascontiguousarray(background))
+    gen.close()
+    boxes = []
+    for track in scene.tracks:
+        for frame, (cx, cy, bw, bh) in zip(track.frame_ids, track.bboxes):
+            boxes.append({"frame": int(frame), "x1": float(cx - bw / 2), "y1": float(cy - bh / 2),
+                          "x2": float(cx + bw / 2), "y2": float(cy + bh / 2),
+                          "track_id": int(track.track_id)})
+    (root / "boxes.json").write_text(json.dumps(boxes))
+    torch.manual_seed(0)
+    tiny = dict(num_blocks=1, num_heads=2, hidden_dim=64, embed_dim=96, backbone_layers=(1, 1, 1))
+    ckpt = save_checkpoint(root / "tiny.pt", MAED(**tiny))
+    return {"root": root, "video": video, "boxes": root / "boxes.json", "scene": scene,
+            "ckpt": ckpt}
+
+
+def test_demo_writes_the_world_and_export_uses_it(world_scene_video, synthetic_assets,
+                                                  installed_regressor, monkeypatch, capsys):
+    import pygltflib
+    from maed_cli import pipeline
+    from maed_cli.results import load_results
+    from maed_cli.world.frames import load_world
+    setup = world_scene_video
+    scene = setup["scene"]
+    monkeypatch.setattr(pipeline, "run_network", _stub_network(scene, 1.35))
+    out = setup["root"] / "out"
+    code, text = run(capsys, "demo", setup["video"], "--boxes", setup["boxes"], "--checkpoint",
+                     setup["ckpt"], "--smpl", synthetic_assets["npz"], "--output", out,
+                     "--min-track", 5, "--quiet")
+    assert code == 0, text
+    assert "warning" not in text, text
+    tracks, summary = load_results(out)
+    block = summary["world"]
+    assert block["frame"] == "world" and block["reason"] is None, block
+    assert block["camera"]["mode"] == "static" and block["camera"]["requested"] == "auto"
+    assert summary["settings"]["world"] is True and summary["settings"]["camera"] == "auto"
+    world = load_world(out)
+    assert world is not None and list(world.frame_ids) == list(scene.frame_ids)
+    assert world.image_size == scene.image_size and world.focal == pytest.approx(scene.focal)
+    assert [t.track_id for t in tracks] == [t.track_id for t in scene.tracks]
+    for track in tracks:
+        n = len(track)
+        assert track.world_orient.shape == (n, 3, 3) and track.world_t.shape == (n, 3)
+        assert track.contacts.shape == (n, 2) and track.contacts.dtype == np.uint8
+        # the wiring is right (focal, frame ids, image size reach the world layer): the
+        # people walk on the floor the world found
+        toes_heels = slice(19, 25)  # OP LBigToe .. OP RHeel
+        lowest = world_joints(track, slice(None), world)[:, toes_heels, 1].min(axis=1)
+        truth = scene.person(track.track_id).world_joints[track.frame_ids, toes_heels, 1]
+        assert abs(np.median(lowest) - np.median(truth.min(axis=1))) < 0.03
+    # the same world as the world layer gives on the scene's own tracks: the demo hands it
+    # the right tracks, focal, image size, fps and (static) camera
+    from maed_cli.world import build_world
+    direct = build_world(scene.tracks, scene.camera_motion(), scene.focal, scene.image_size,
+                         fps=scene.fps)
+    for track, expected in zip(tracks, direct.tracks):
+        np.testing.assert_allclose(world_root(track), world_root(expected), atol=0.01)
+    # maed export takes the world frame by default
+    code, text = run(capsys, "export", out, "--format", "glb,bvh", "--no-pose-correctives",
+                     "--smpl", synthetic_assets["npz"])
+    assert code == 0 and "world frame" in flat(text), text
+    gltf = pygltflib.GLTF2().load(str(out / "export" / "scene.glb"))
+    assert {n.name for n in gltf.nodes} >= {"floor", "track_1", "track_2", "camera"}
+    np.testing.assert_allclose(read_bvh_root(out / "export" / "track_1.bvh")[0],
+                               world_root(tracks[0], [0])[0], atol=1e-4)
+
+
+@pytest.fixture
+def demo_args(synthetic_assets):
+    from test_demo import TINY
+    from maed_cli.model import MAED, save_checkpoint
+
+    def args(setup, out, *extra):
+        torch.manual_seed(0)
+        ckpt = save_checkpoint(setup["root"] / "tiny_fallback.pt", MAED(**TINY))
+        return ("demo", setup["video"], "--boxes", setup["boxes"], "--checkpoint", ckpt,
+                "--smpl", synthetic_assets["npz"], "--output", out, "--min-track", 5,
+                "--quiet", *extra)
+    return args
+
+
+def test_a_run_too_short_for_a_world_says_why_in_one_line(world_scene_video, demo_args,
+                                                          installed_regressor, monkeypatch,
+                                                          capsys):
+    from maed_cli import pipeline
+    from maed_cli.results import load_results
+    setup = world_scene_video
+    monkeypatch.setattr(pipeline, "run_network", _stub_network(setup["scene"], 1.35))
+    out = setup["root"] / "short"
+    code, text = run(capsys, *demo_args(setup, out, "--end", 6))
+    assert code == 0, text
+    lines = [line for line in text.splitlines() if "warning" in line]
+    assert len(lines) == 1 and "camera frame" in lines[0] and "too short" in lines[0], text
+    tracks, summary = load_results(out)
+    assert summary["world"]["frame"] == "camera" and "too short" in summary["world"]["reason"]
+    assert not (out / "world.npz").exists() and all(t.world_t is None for t in tracks)
+    code, text = run(capsys, "export", out, "--format", "csv")
+    assert code == 0 and "camera frame" in text
+
+
+def test_no_world_and_a_failing_world_layer_keep_the_camera_frame(world_scene_video, demo_args,
+                                                                  installed_regressor,
+                                                                  monkeypatch, capsys):
+    from maed_cli import pipeline
+    from maed_cli.results import load_results
+    setup = world_scene_video
+    monkeypatch.setattr(pipeline, "run_network", _stub_network(setup["scene"], 1.35))
+    out = setup["root"] / "off"
+    code, text = run(capsys, *demo_args(setup, out, "--no-world", "--end", 10))
+    assert code == 0 and "warning" not in text, text
+    _, summary = load_results(out)
+    assert summary["world"] == {"frame": "camera", "reason": "turned off (--no-world)"}
+    assert not (out / "world.npz").exists()
+
+    import maed_cli.world as world_layer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(world_layer, "build_world", broken)
+    code, text = run(capsys, *demo_args(setup, out, "--end", 10))
+    assert code == 0, text
+    lines = [line for line in text.splitlines() if "warning" in line]
+    assert len(lines) == 1 and "RuntimeError: boom" in lines[0], text
+    _, summary = load_results(out)
+    assert summary["world"]["frame"] == "camera" and "boom" in summary["world"]["reason"]
+
+
+def test_bad_camera_mode_is_refused_before_any_work(world_scene_video, tmp_path, capsys):
+    # no checkpoint, no detector: the value is checked before those are looked for
+    code, text = run(capsys, "demo", world_scene_video["video"], "--camera", "tripod",
+                     "--output", tmp_path / "out")
+    assert code == 2 and "--camera 'tripod'" in text, text
+    assert not (tmp_path / "out").exists()

@@ -67,4 +67,5 @@ def export(
                                pose_correctives=pose_correctives,
                                world=world if frame == "world" else None)
     console.print(f"[green]wrote[/] {len(files)} files under {escape(str(folder))} "
-                  f"({frame} frame{': y up, floor at y = 0' if frame == 'world' else ''})")
+                  f"({frame} frame{': y up, floor at y = 0' if frame == 'world' else ''})",
+                  soft_wrap=True)
