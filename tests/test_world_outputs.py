@@ -419,7 +419,7 @@ def test_demo_writes_the_world_and_export_uses_it(world_scene_video, synthetic_a
     out = setup["root"] / "out"
     code, text = run(capsys, "demo", setup["video"], "--boxes", setup["boxes"], "--checkpoint",
                      setup["ckpt"], "--smpl", synthetic_assets["npz"], "--output", out,
-                     "--min-track", 5, "--quiet")
+                     "--min-track", 5, "--quiet", "--export", "bvh")
     assert code == 0, text
     assert "warning" not in text, text
     tracks, summary = load_results(out)
@@ -448,7 +448,9 @@ def test_demo_writes_the_world_and_export_uses_it(world_scene_video, synthetic_a
                          fps=scene.fps)
     for track, expected in zip(tracks, direct.tracks):
         np.testing.assert_allclose(world_root(track), world_root(expected), atol=0.01)
-    # maed export takes the world frame by default
+    # so does the demo's own --export, and maed export takes the world frame by default
+    np.testing.assert_allclose(read_bvh_root(out / "export" / "track_2.bvh"),
+                               world_root(tracks[1]), atol=1e-4)
     code, text = run(capsys, "export", out, "--format", "glb,bvh", "--no-pose-correctives",
                      "--smpl", synthetic_assets["npz"])
     assert code == 0 and "world frame" in flat(text), text

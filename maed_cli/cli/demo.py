@@ -66,5 +66,6 @@ def demo(
                               render=render, export=export, quiet=quiet,
                               console=console, err_console=err_console)
     if not quiet:
+        frame = (report.summary.get("world") or {}).get("frame", "camera")
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
-                      f"{escape(str(report.output))}")
+                      f"{escape(str(report.output))} ({frame} frame)", soft_wrap=True)
