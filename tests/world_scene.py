@@ -25,7 +25,7 @@ from maed_cli.body.geometry import (crop_cam_to_full, crop_cam_to_translation, d
 from maed_cli.results import TrackResult
 
 PELVIS49 = 8
-CAMERA_HEIGHT = 1.5
+CAMERA_HEIGHT = 2.0  # a tripod raised a little (the lower, the flatter the rays)
 
 
 def rot_x(a):
@@ -66,14 +66,25 @@ class Walk:
     betas: tuple[float, ...] = ()
 
 
-# A layout the first camera sees: it stands at (0, 1.5, 6.5) looking along -z.
+# A layout the first camera sees: it stands at (0, height, 6.5) looking along -z.
 WALKS = (
     Walk(start=(-1.6, 0.0), heading=np.pi / 2, phase=0.0, betas=(0.5,)),
     Walk(start=(-1.2, -2.5), heading=np.radians(160.0), turn=0.12, period=1.0, phase=1.3,
          betas=(-0.5, 0.3)),
     Walk(start=(1.8, -1.0), heading=np.radians(-135.0), period=1.2, phase=2.1),
 )
-CAMERA_LAYOUT = np.array([0.0, CAMERA_HEIGHT, 6.5])
+
+
+@dataclass(frozen=True)
+class DepthNoise:
+    """MAED's scale error, as a factor on s: a per-person bias (scaled by `bias`), a slowly
+    wandering part (AR(1): `wander` standard deviation, `rho` per frame) and a per-frame part.
+    The default is about 6 % per frame on top of biases of 2-4 %."""
+
+    bias: float = 1.0
+    wander: float = 0.03
+    rho: float = 0.7
+    frame: float = 0.03
 
 
 @dataclass
@@ -219,15 +230,15 @@ def _walk_person(body, walk: Walk, t: np.ndarray, track_id: int) -> ScenePerson:
                        world_joints=joints + transl[:, None], stance=stance)
 
 
-def _camera_path(kind: str, n: int) -> np.ndarray:
-    """(F, 3, 3) layout-from-camera rotations: looking along -z, 8 deg down; "pan": yaw
-    +-30 deg and tilt +-10 deg over the clip."""
+def _camera_path(kind: str, n: int, pitch0: float) -> np.ndarray:
+    """(F, 3, 3) layout-from-camera rotations: looking along -z, pitched by pitch0 (rad);
+    "pan": yaw +-30 deg and tilt +-10 deg over the clip."""
     u = np.linspace(0.0, 1.0, n)
     if kind == "static":
-        yaw, pitch = np.zeros(n), np.full(n, np.radians(-8.0))
+        yaw, pitch = np.zeros(n), np.full(n, pitch0)
     elif kind == "pan":
         yaw = np.radians(30.0) * np.sin(2 * np.pi * u)
-        pitch = np.radians(-8.0) + np.radians(10.0) * np.sin(np.pi * u) * np.cos(2 * np.pi * u)
+        pitch = pitch0 + np.radians(10.0) * np.sin(np.pi * u) * np.cos(2 * np.pi * u)
     else:
         raise ValueError(f"camera {kind!r}: static or pan")
     # camera axes in the layout for yaw = pitch = 0: x right, y down, z forward (-z)
@@ -236,9 +247,10 @@ def _camera_path(kind: str, n: int) -> np.ndarray:
 
 
 def _noisy_tracks(body, scene_people, camera_R, camera_t, focal, image_size, rng, noise: bool,
-                  frame_ids) -> list[TrackResult]:
+                  frame_ids, depth: DepthNoise) -> list[TrackResult]:
     w, h = image_size
-    biases = (0.04, -0.035, 0.02)
+    biases = (0.04, -0.035, 0.02)  # per-person scale bias
+    leans = (2.0, -1.0, 1.5)  # per-person orientation bias, degrees
     tracks = []
     for k, person in enumerate(scene_people):
         rows = np.flatnonzero(person.visible)
@@ -266,14 +278,17 @@ def _noisy_tracks(body, scene_people, camera_R, camera_t, focal, image_size, rng
         if noise:
             wander = np.zeros(n)
             for i in range(1, n):
-                wander[i] = 0.9 * wander[i - 1] + rng.normal(0, 0.04 * np.sqrt(1 - 0.81))
-            scale = (1 + biases[k % 3]) * (1 + wander) * (1 + rng.normal(0, 0.02, n))
+                wander[i] = depth.rho * wander[i - 1] + rng.normal(
+                    0, depth.wander * np.sqrt(1 - depth.rho ** 2))
+            scale = ((1 + depth.bias * biases[k % 3]) * (1 + wander)
+                     * (1 + rng.normal(0, depth.frame, n)))
             pred_cam = pred_cam * np.stack([scale, np.ones(n), np.ones(n)], 1)
             pred_cam[:, 1:] += rng.normal(0, 0.01, (n, 2))
-            slow = np.cumsum(rng.normal(0, np.radians(0.4), (n, 3)), 0)
+            slow = np.cumsum(rng.normal(0, np.radians(0.3), (n, 3)), 0)
             slow -= slow.mean(0)
-            turn = exp_so3(slow + rng.normal(0, np.radians(1.5), (n, 3)))
-            rotmat[:, 0] = turn @ rotmat[:, 0]
+            turn = exp_so3(slow + rng.normal(0, np.radians(0.8), (n, 3)))
+            lean = rot_x(np.full(n, np.radians(leans[k % 3])))  # a forward lean (body axes)
+            rotmat[:, 0] = turn @ rotmat[:, 0] @ lean
         verts, joints = _pose(body, rotmat, person.betas)
         cam_t_est = crop_cam_to_translation(torch.as_tensor(pred_cam), torch.as_tensor(crop),
                                             w, h, focal).numpy()
@@ -294,11 +309,15 @@ def _noisy_tracks(body, scene_people, camera_R, camera_t, focal, image_size, rng
 
 def make_scene(body, camera: str = "static", people: int = 2, frames: int = 90,
                fps: float = 30.0, image_size: tuple[int, int] = (640, 360), noise: bool = True,
-               seed: int = 0, first_frame: int = 0, frame_step: int = 1) -> WorldScene:
+               seed: int = 0, first_frame: int = 0, frame_step: int = 1,
+               camera_height: float = CAMERA_HEIGHT, pitch_deg: float = -12.0,
+               depth_noise: DepthNoise = None) -> WorldScene:
     """A scene of `people` (1-3) walkers filmed for `frames` frames (see the module docstring).
 
     body: a BodyModel (tests: the `synthetic_body` fixture). Frame ids are
-    first_frame + frame_step * i (source-video indices, as after --start/--fps)."""
+    first_frame + frame_step * i (source-video indices, as after --start/--fps). The camera
+    stands `camera_height` m above the floor, pitched by `pitch_deg` (negative: down); the
+    lower it is, the less the floor says about a person's depth (the rays are flatter)."""
     rng = np.random.default_rng(seed)
     frame_ids = first_frame + frame_step * np.arange(frames)
     t = (frame_ids - frame_ids[0]) / fps
@@ -310,10 +329,10 @@ def make_scene(body, camera: str = "static", people: int = 2, frames: int = 90,
         p.world_t -= shift
         p.world_verts -= shift
         p.world_joints -= shift
-    layout_R = _camera_path(camera, frames)
+    layout_R = _camera_path(camera, frames, np.radians(pitch_deg))
     # level the first camera's heading: the world is the layout already (yaw 0 at frame 0)
     camera_R = layout_R
-    camera_t = np.tile(CAMERA_LAYOUT - shift, (frames, 1))
+    camera_t = np.tile(np.array([0.0, camera_height, 6.5]) - shift, (frames, 1))
     focal = default_focal(*image_size)
     w, h = image_size
     for p in walkers:
@@ -322,11 +341,77 @@ def make_scene(body, camera: str = "static", people: int = 2, frames: int = 90,
         u = focal * cam[:, 0] / np.maximum(z, 1e-6) + w / 2
         v = focal * cam[:, 1] / np.maximum(z, 1e-6) + h / 2
         p.visible = (z > 1.0) & (u > 0.03 * w) & (u < 0.97 * w) & (v > 0) & (v < h)
+    depth_noise = depth_noise or DepthNoise()
     tracks = _noisy_tracks(body, walkers, camera_R, camera_t, focal, image_size, rng, noise,
-                           frame_ids)
+                           frame_ids, depth_noise)
     clean = _noisy_tracks(body, walkers, camera_R, camera_t, focal, image_size, rng, False,
-                          frame_ids)
+                          frame_ids, depth_noise)
     return WorldScene(frame_ids=frame_ids, fps=fps, image_size=image_size, focal=focal,
                       camera_R=camera_R, camera_t=camera_t, people=walkers,
                       faces=body.faces, tracks=[t for t in tracks if t is not None],
                       clean_tracks=[t for t in clean if t is not None])
+
+
+def synthetic_body():
+    """A BodyModel on the synthetic SMPL (for scripts; tests use the `synthetic_body` fixture)."""
+    import tempfile
+
+    from maed_cli.body.smpl import BodyModel
+    from maed_cli.body.smpl_files import read_smpl_file
+    from maed_cli.body.synthetic import write_synthetic_assets
+    paths = write_synthetic_assets(tempfile.mkdtemp(prefix="maed_world_"))
+    return BodyModel(read_smpl_file(paths["npz"]), np.load(paths["extra"]),
+                     np.load(paths["h36m"]), source="synthetic")
+
+
+def angle_between(a: np.ndarray, b: np.ndarray) -> float:
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def evaluate_world(scene: WorldScene, build) -> dict:
+    """Accuracy of a `build_world` result against the scene's truth (metres, degrees, %).
+
+    up_deg: angle of the estimated up; floor_cm: mean |height| of the true stance-foot points
+    above the estimated floor; rte_pct: per person, the mean root error after aligning the
+    first frame (translation), in % of the distance walked (worst person); pair_pct: mean
+    relative error of the distance between people 1 and 2 over their common frames;
+    skating before/after (m/s) and penetration (m) from the build's summary."""
+    from maed_cli.world.frames import world_root
+    est_up = np.asarray(build.frame.up)
+    out = {"up_deg": angle_between(est_up, scene.up_cam0)}
+    floor = np.asarray(build.frame.floor)
+    heights = []
+    for person in scene.people:
+        left, right = person.world_joints[:, [21]], person.world_joints[:, [24]]  # heels
+        for side, pts in enumerate((left, right)):
+            low = pts[person.stance[:, side], 0]
+            cam0 = (low - scene.camera_t[0]) @ scene.camera_R[0]  # R0^T (x - C)
+            # true floor height of the stance heel point, then the estimated floor there
+            true_h = (low[:, 1])
+            heights.append(cam0 @ floor[:3] + floor[3] - true_h)
+    out["floor_cm"] = float(np.mean(np.abs(np.concatenate(heights)))) * 100
+    roots, rte = {}, []
+    for track in build.tracks:
+        person = scene.person(track.track_id)
+        rows = np.searchsorted(scene.frame_ids, track.frame_ids)
+        est = world_root(track)
+        true = person.root[rows]
+        err = np.linalg.norm((est - est[0]) - (true - true[0]), axis=1).mean()
+        walked = person.distance_walked(slice(rows[0], rows[-1] + 1))
+        rte.append(100 * err / max(walked, 1e-6))
+        roots[track.track_id] = dict(zip(rows.tolist(), est))
+    out["rte_pct"] = float(max(rte))
+    out["rte_pct_each"] = [round(v, 2) for v in rte]
+    if 1 in roots and 2 in roots:
+        common = sorted(set(roots[1]) & set(roots[2]))
+        p1, p2 = scene.person(1).root, scene.person(2).root
+        errs = [abs(np.linalg.norm(roots[1][f] - roots[2][f]) / np.linalg.norm(p1[f] - p2[f]) - 1)
+                for f in common]
+        out["pair_pct"] = 100 * float(np.mean(errs)) if errs else float("nan")
+    summary = build.summary
+    out["skating_before"] = summary["skating"]["before_m_s"]
+    out["skating_after"] = summary["skating"]["after_m_s"]
+    out["penetration_cm"] = 100 * summary["penetration_m"]
+    out["penetration_max_cm"] = 100 * summary["penetration_max_m"]
+    return out
