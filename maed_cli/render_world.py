@@ -87,10 +87,14 @@ class WorldView:
         turned = np.array([np.cos(a) * heading[0] + np.sin(a) * heading[2], 0.0,
                            -np.sin(a) * heading[0] + np.cos(a) * heading[2]])
         direction = np.cos(e) * turned + np.array([0.0, -np.sin(e), 0.0])  # eye -> centre
-        half_fov = np.arctan(min(self.width, self.height) / (2.0 * self.focal))
-        distance = 1.1 * radius / np.sin(half_fov)
+        # the nearest eye along that direction that keeps every point inside the panel
+        # (a 10 % margin): |f x / (D + z)| <= 0.45 W and |f y / (D + z)| <= 0.45 H
+        self.rotation = look_at(centre - direction, centre)
+        rel = (cloud - centre) @ self.rotation.T
+        need = np.maximum(self.focal * np.abs(rel[:, 0]) / (0.45 * self.width),
+                          self.focal * np.abs(rel[:, 1]) / (0.45 * self.height)) - rel[:, 2]
+        distance = max(float(need.max()), float(-rel[:, 2].min()) + 0.5, 1.0)
         self.eye = centre - distance * direction
-        self.rotation = look_at(self.eye, centre)
         # the floor and its grid: the framed area plus a margin, whole metres
         margin = 1.0
         self.floor_low = np.floor(low[[0, 2]] - margin)
