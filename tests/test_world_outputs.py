@@ -526,3 +526,11 @@ def test_bad_camera_mode_is_refused_before_any_work(world_scene_video, tmp_path,
                      "--output", tmp_path / "out")
     assert code == 2 and "--camera 'tripod'" in text, text
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_takes_the_world_options(world_scene_video, tmp_path, capsys):
+    video = world_scene_video["video"]
+    code, text = run(capsys, "batch", video, "--output", tmp_path / "b", "--camera", "tripod")
+    assert code == 2 and "--camera 'tripod'" in text, text
+    code, text = run(capsys, "batch", "--help")
+    assert "--no-world" in text and "--camera" in text
