@@ -557,12 +557,16 @@ def _world_results(folder: Path, tracks: list[TrackResult], prepared: PreparedIn
     placed = []
     for track in build.tracks:
         path = track_path(folder, track.track_id)
+        arrays = {"world_orient": (track.world_orient, np.float32),
+                  "world_t": (track.world_t, np.float32), "contacts": (track.contacts, np.uint8)}
+        if any(value is None for value, _ in arrays.values()):  # a track the layer skipped
+            placed.append(track)
+            continue
         # appended after the streamed vertices, which stay where they are (and mapped)
         with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED, allowZip64=True) as archive:
             members = TrackArchive(archive)
-            members.add("world_orient", np.asarray(track.world_orient, np.float32))
-            members.add("world_t", np.asarray(track.world_t, np.float32))
-            members.add("contacts", np.asarray(track.contacts, np.uint8))
+            for key, (value, dtype) in arrays.items():
+                members.add(key, np.asarray(value, dtype))
         placed.append(load_track(path))
     save_world(folder, build.frame)
     return placed, build.summary

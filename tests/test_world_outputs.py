@@ -534,3 +534,29 @@ def test_batch_takes_the_world_options(world_scene_video, tmp_path, capsys):
     assert code == 2 and "--camera 'tripod'" in text, text
     code, text = run(capsys, "batch", "--help")
     assert "--no-world" in text and "--camera" in text
+
+
+def test_a_track_the_world_layer_skips_stays_in_the_camera_frame(world_scene_video, demo_args,
+                                                                 installed_regressor,
+                                                                 monkeypatch, capsys):
+    import maed_cli.world as world_layer
+    from maed_cli import pipeline
+    from maed_cli.results import load_results
+    setup = world_scene_video
+    monkeypatch.setattr(pipeline, "run_network", _stub_network(setup["scene"], 1.35))
+    real = world_layer.build_world
+
+    def skipping_the_second(*args, **kwargs):
+        build = real(*args, **kwargs)
+        build.tracks[1] = build.tracks[1].with_arrays(world_orient=None, world_t=None,
+                                                      contacts=None)
+        return build
+    monkeypatch.setattr(world_layer, "build_world", skipping_the_second)
+    out = setup["root"] / "skip"
+    code, text = run(capsys, *demo_args(setup, out))
+    assert code == 0, text
+    tracks, summary = load_results(out)
+    assert summary["world"]["frame"] == "world"
+    assert tracks[0].world_t is not None and tracks[1].world_t is None
+    code, text = run(capsys, "export", out, "--format", "csv")
+    assert code == 0 and "left out of the world-frame export" in flat(text), text
