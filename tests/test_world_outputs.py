@@ -77,8 +77,9 @@ def test_world_vertices_follow_the_camera_formula(world_results):
     _, world, tracks = world_results
     track = tracks[2]
     rows = np.arange(len(track))
-    expected = np.einsum("kij,kpj->kpi", world.camera_R[track.frame_ids],
-                         track.verts + track.cam_t[:, None]) + world.camera_t[track.frame_ids][:, None]
+    ids = track.frame_ids
+    expected = np.einsum("kij,kpj->kpi", world.camera_R[ids],
+                         track.verts + track.cam_t[:, None]) + world.camera_t[ids][:, None]
     np.testing.assert_allclose(world_vertices(track, rows, world), expected, atol=1e-4)
 
 

@@ -137,6 +137,7 @@ def render(
         render_video(results, output, faces=faces, video=video, side=side_view,
                      wireframe=wireframe, alpha=alpha, camera=camera, focal=focal,
                      compare=other, labels=(names[0], names[1]), antialias=antialias,
-                     world=world_frame, progress=lambda done, total: progress.update(task, completed=done,
+                     world=world_frame,
+                     progress=lambda done, total: progress.update(task, completed=done,
                                                                   total=total))
     console.print(f"[green]wrote[/] {escape(str(output))}")
