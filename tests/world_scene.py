@@ -62,7 +62,7 @@ class Walk:
     period: float = 1.1
     phase: float = 0.0
     hip: float = np.radians(24.0)
-    knee: float = np.radians(50.0)
+    knee: float = np.radians(70.0)
     betas: tuple[float, ...] = ()
 
 
@@ -169,23 +169,32 @@ class WorldScene:
 
 
 def _gait_rotmat(walk: Walk, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Local joint rotations (F, 24, 3, 3) (root = heading) and the swing phase signs."""
+    """Local joint rotations (F, 24, 3, 3) (root = heading) and the stance phases (F, 2)."""
     n = len(t)
     omega = 2 * np.pi / walk.period
     phase = omega * t + walk.phase
     rot = np.tile(np.eye(3), (n, 24, 1, 1))
     yaw = walk.heading + walk.turn * t
     rot[:, 0] = rot_y(yaw)
-    for side, hip_j, knee_j, ankle_j, sign in (("l", 1, 4, 7, 1.0), ("r", 2, 5, 8, -1.0)):
-        flex = sign * walk.hip * np.sin(phase)  # thigh forward when positive
-        knee = walk.knee * np.maximum(0.0, sign * np.cos(phase))  # bent while swinging
+    stance = np.zeros((n, 2), bool)
+    for side, (hip_j, knee_j, ankle_j, offset) in enumerate(((1, 4, 7, 0.0), (2, 5, 8, np.pi))):
+        # stance (first half cycle): the thigh sweeps back at a constant rate, so the pelvis
+        # moves on at a nearly constant speed; swing: the knee bends early and is straight
+        # again before the thigh is forward, so the swinging foot clears the floor
+        phi = np.mod(phase + offset, 2 * np.pi)
+        stance[:, side] = phi < np.pi
+        u = np.clip((phi - np.pi) / np.pi, 0.0, 1.0)
+        flex = np.where(stance[:, side], walk.hip * (1 - 2 * phi / np.pi),
+                        -walk.hip * np.cos(np.pi * np.minimum(u / 0.8, 1.0)))
+        knee = np.where(stance[:, side], 0.0,
+                        walk.knee * np.sin(np.pi * np.minimum(u / 0.6, 1.0)))
         rot[:, hip_j] = rot_x(-flex)
         rot[:, knee_j] = rot_x(knee)
         rot[:, ankle_j] = rot_x(flex - knee)  # the foot stays level: flat on the floor
     # arms swing against the legs, a little
     rot[:, 16] = rot_x(0.3 * walk.hip * np.sin(phase)) @ rot_y(np.full(n, -1.2))
     rot[:, 17] = rot_x(-0.3 * walk.hip * np.sin(phase)) @ rot_y(np.full(n, 1.2))
-    return rot, np.sin(phase)
+    return rot, stance
 
 
 def _foot_vertices(body, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,12 +215,12 @@ def _pose(body, rotmat: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.n
 def _walk_person(body, walk: Walk, t: np.ndarray, track_id: int) -> ScenePerson:
     betas = np.zeros(10)
     betas[:len(walk.betas)] = walk.betas
-    rotmat, _ = _gait_rotmat(walk, t)
+    rotmat, phase_stance = _gait_rotmat(walk, t)
     verts, joints = _pose(body, rotmat, betas)
     left, right = _foot_vertices(body, betas)
     lowest = np.stack([verts[:, left, 1].min(1), verts[:, right, 1].min(1)], 1)  # (F, 2)
     ankles = np.stack([joints[:, 14], joints[:, 11]], 1)  # (F, 2, 3): OP LAnkle, OP RAnkle
-    stance_foot = np.argmin(lowest, axis=1)
+    stance_foot = np.where(phase_stance[:, 0], 0, 1)
     transl = np.zeros((len(t), 3))
     root_xz = np.array(walk.start, dtype=np.float64)
     anchor = root_xz + ankles[0, stance_foot[0], [0, 2]]
@@ -220,11 +229,10 @@ def _walk_person(body, walk: Walk, t: np.ndarray, track_id: int) -> ScenePerson:
         if f and s != stance_foot[f - 1]:  # the other foot takes over where it is now
             anchor = (anchor - ankles[f, stance_foot[f - 1], [0, 2]]) + ankles[f, s, [0, 2]]
         root_xz = anchor - ankles[f, s, [0, 2]]
-        transl[f] = (root_xz[0], -lowest[f, s], root_xz[1])
-    stance = np.zeros((len(t), 2), bool)
-    stance[np.arange(len(t)), stance_foot] = True
-    # both feet down while the other one is within a millimetre of the floor
-    stance |= (lowest + transl[:, 1:2]) < 1e-3
+        # the stance foot on the floor (the other one is never more than a few mm lower
+        # at the end of its swing: then it is the one touching)
+        transl[f] = (root_xz[0], -lowest[f].min(), root_xz[1])
+    stance = phase_stance
     return ScenePerson(track_id=track_id, world_orient=rotmat[:, 0].copy(), world_t=transl,
                        rotmat=rotmat, betas=betas, world_verts=verts + transl[:, None],
                        world_joints=joints + transl[:, None], stance=stance)

@@ -166,7 +166,8 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, thresholds, camera
         up_body = np.einsum("nji,j->ni", p.body_to_cam0, body_up)  # up in the body frame
         p.sole = sole_points(p.track.verts, p.track.joints3d, p.feet, up_body)
         sole0 = p.cam0(p.sole, p.ranges)
-        speed = foot_speeds(sole0, p.t, horizontal=False)
+        # speed of a fixed foot point: the lowest vertex of a flat foot jumps heel <-> toe
+        speed = foot_speeds(p.cam0(p.foot_ref, p.ranges), p.t, horizontal=False)
         lower = np.argmin(sole0 @ body_up, axis=1)
         rows = np.arange(len(p))
         slow = speed[rows, lower] < CANDIDATE_SPEED
@@ -259,11 +260,18 @@ def _floor_terms(p: _Person, floor: Floor, rows: np.ndarray, feet: np.ndarray) -
 
 
 def _contacts(p: _Person, floor: Floor, ranges: np.ndarray, thresholds) -> np.ndarray:
+    """Contact labels with heights above the person's OWN floor (the median height of their
+    lower, slow foot): a person still misplaced in depth stands above or below the common
+    floor, and their contacts are what pulls them onto it."""
     sole0 = p.cam0(p.sole, ranges)
     ref0 = p.cam0(p.foot_ref, ranges)
     axes = level_axes(floor.up)
-    return label_contacts(floor.height(sole0), foot_speeds(ref0 @ axes.T, p.t), p.t,
-                          thresholds)
+    heights = floor.height(sole0)
+    speeds = foot_speeds(ref0 @ axes.T, p.t)
+    lower = heights.min(1)
+    slow = speeds[np.arange(len(p)), heights.argmin(1)] < thresholds.speed_on
+    own = float(np.median(lower[slow])) if slow.sum() >= 3 else 0.0
+    return label_contacts(heights - own, speeds, p.t, thresholds)
 
 
 def _penetration(p: _Person, to_world: np.ndarray, root: np.ndarray) -> np.ndarray:
