@@ -188,3 +188,20 @@ def test_depth_noise_is_where_maed_has_it(synthetic_body):
     assert 0.04 < np.abs(depth).mean() < 0.25
     lateral = noisy.cam_t[:, :2] / noisy.cam_t[:, 2:] - clean.cam_t[:, :2] / clean.cam_t[:, 2:]
     assert np.abs(lateral).max() < 0.01
+
+
+def test_one_and_two_frame_tracks_beside_a_long_one_are_placed(static_scene):
+    s = static_scene
+    keys = ("cam_t", "pose", "betas", "rotmat", "verts", "joints3d")
+
+    def cut(track, rows):
+        return track.with_arrays(frame_ids=track.frame_ids[rows],
+                                 **{k: getattr(track, k)[rows] for k in keys})
+
+    tracks = [s.tracks[0], cut(s.tracks[1], slice(0, 1)), cut(s.tracks[2], slice(5, 7))]
+    build = build_world(tracks, s.camera_motion(), s.focal, s.image_size, fps=s.fps)
+    assert build.fell_back_reason is None and build.summary["skipped_tracks"] == 0
+    for track in build.tracks[1:]:
+        assert track.world_t.shape == (len(track), 3)
+        lowest = world_vertices(track, np.arange(len(track)))[..., 1].min(1)
+        assert np.all(np.abs(lowest) < 0.05)  # standing on the floor, roughly

@@ -97,7 +97,7 @@ def _camera_summary(camera) -> dict:
 
 
 def _person(track: TrackResult, camera, fps: float) -> _Person | None:
-    if track.cam_t is None or track.rotmat is None or track.joints3d is None or len(track) < 2:
+    if track.cam_t is None or track.rotmat is None or track.joints3d is None or len(track) < 1:
         return None
     cam_t = np.asarray(track.cam_t, np.float64)
     joints = np.asarray(track.joints3d, np.float64)
