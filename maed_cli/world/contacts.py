@@ -21,7 +21,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
 
-from .placement import MAX_GAP_S, second_difference, segments
+from .placement import MAX_GAP_S, SMOOTH_GAP_S, second_difference, segments
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def lock_feet(t: np.ndarray, root: np.ndarray, ray: np.ndarray, foot: np.ndarray
     rhs = [np.einsum("ij,ij->i", e1, root) / lateral_sigma,
            np.einsum("ij,ij->i", e2, root) / lateral_sigma,
            np.einsum("ij,ij->i", ray, root) / ray_sigma]
-    acc = sparse.kron(second_difference(t), sparse.identity(3)) / acc_sigma
+    acc = sparse.kron(second_difference(t, SMOOTH_GAP_S), sparse.identity(3)) / acc_sigma
     blocks.append(acc)
     rhs.append(np.zeros(acc.shape[0]))
     seg = segments(t, MAX_GAP_S)

@@ -23,7 +23,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
 
-MAX_GAP_S = 0.5
+MAX_GAP_S = 0.5  # a longer gap ends a contact and a speed estimate
+SMOOTH_GAP_S = 2.0  # a longer gap ends the smoothness prior (the person may have stopped)
 
 
 @dataclass
@@ -67,7 +68,8 @@ def solve_ranges(t: np.ndarray, raw: np.ndarray, floor_terms: RangeTerms | None 
     """Stabilised ranges (n,) metres along each row's ray for raw ranges (n,) at times t."""
     n = len(raw)
     raw = np.asarray(raw, np.float64)
-    blocks = [sparse.diags(1.0 / (rel_sigma * raw)), second_difference(t) / acc_sigma]
+    blocks = [sparse.diags(1.0 / (rel_sigma * raw)),
+              second_difference(t, SMOOTH_GAP_S) / acc_sigma]
     rhs = [np.ones(n) / rel_sigma, np.zeros(blocks[1].shape[0])]
     terms = floor_terms if floor_terms is not None else RangeTerms.empty()
     weights = np.ones(len(terms.rows))
