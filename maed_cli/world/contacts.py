@@ -173,7 +173,8 @@ def lock_feet(t: np.ndarray, root: np.ndarray, ray: np.ndarray, foot: np.ndarray
         x = spsolve((a.T @ a).tocsc(), a.T @ b)
         solution = x[:3 * n].reshape(n, 3)
         below = (solution[:, None, 1] + lowest[:, :, 1]) < -0.005
-        new = [(i, k) for i, k in zip(*np.nonzero(below)) if (i, k) not in set(floor_rows)]
+        have = set(floor_rows)
+        new = [(int(i), int(k)) for i, k in zip(*np.nonzero(below)) if (i, k) not in have]
         if not new:
             break
         floor_rows += new
