@@ -205,3 +205,10 @@ def test_one_and_two_frame_tracks_beside_a_long_one_are_placed(static_scene):
         assert track.world_t.shape == (len(track), 3)
         lowest = world_vertices(track, np.arange(len(track)))[..., 1].min(1)
         assert np.all(np.abs(lowest) < 0.05)  # standing on the floor, roughly
+
+
+def test_origin_is_on_the_floor_under_the_first_person(static_build):
+    first = min(static_build.tracks, key=lambda t: t.track_id)
+    root = world_root(first, 0)[0]
+    np.testing.assert_allclose(root[[0, 2]], 0.0, atol=1e-5)
+    assert 0.7 < root[1] < 1.1  # the pelvis height of a standing person

@@ -210,7 +210,7 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, thresholds, camera
 
     # 5. the foot lock in the world, and what it changed
     out_tracks = {id(t): t for t in tracks}
-    skate_before, skate_after, steps, penetration = [], [], [], []
+    skate_before, skate_after, steps, penetration, placed = [], [], [], [], []
     for p, contact in zip(people, labels):
         to_world = axes[None] @ p.body_to_cam0  # world-from-body-frame, (n, 3, 3)
         root = (p.ranges[:, None] * p.ray0 - origin) @ axes.T
@@ -228,10 +228,16 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, thresholds, camera
             skate_after.append(after * n_steps)
             steps.append(n_steps)
         penetration.append(_penetration(p, to_world, locked))
+        placed.append((p, locked, contact))
+    # the lock moved the first pelvis a little: the origin goes back under it
+    shift = next(locked for q, locked, _ in placed if q is first)[0] * np.array([1.0, 0.0, 1.0])
+    world.camera_t = world.camera_t - shift
+    for p, locked, contact in placed:
         world_orient = axes[None] @ p.root0
         out_tracks[id(p.track)] = p.track.with_arrays(
             world_orient=world_orient.astype(np.float32),
-            world_t=(locked - p.pelvis).astype(np.float32), contacts=contact.astype(np.uint8))
+            world_t=(locked - shift - p.pelvis).astype(np.float32),
+            contacts=contact.astype(np.uint8))
     total = max(sum(steps), 1)
     pen = np.concatenate(penetration)
     summary = {
