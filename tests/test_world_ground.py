@@ -1,6 +1,7 @@
 """The world layer's ground, placement and contacts on synthetic scenes with known truth
 (tests/world_scene.py), given the true camera rotations (independent of camera.py)."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -42,6 +43,7 @@ def test_static_scene_meets_the_targets(static_scene, static_build):
     summary = static_build.summary
     assert summary["frame"] == "world" and summary["reason"] is None
     assert summary["floor"]["source"] == "people" and summary["floor"]["inliers"] > 50
+    json.dumps(summary)  # plain numbers and strings: it goes into summary.json as it is
 
 
 def test_depth_is_stabilised_against_maed_raw_depth(static_scene, static_build):
