@@ -32,9 +32,11 @@ CAMERA_MODES = ("auto", "static", "moving")
 WORK_WIDTH = 480            # frames are downscaled to at most this width (pixels)
 STATIC_MEDIAN_PX = 0.5      # full-resolution pixels per frame
 STATIC_MAX_PX = 2.0         # largest image shift (full-res px) a static camera's estimate may show
-MAX_CORNERS = 300
+MAX_CORNERS = 200
 MIN_TRACKED = 25            # corners a fit needs
 REFRESH_FRACTION = 0.5      # new keyframe when fewer of its corners than this are still tracked
+LK_WINDOW = (21, 21)
+LK_LEVELS = 3
 FB_MAX_PX = 0.7             # forward-backward flow error allowed (work pixels)
 INLIER_PX = 1.0             # RANSAC threshold (work pixels)
 RANSAC_ITERATIONS = 64
@@ -191,7 +193,8 @@ def fit_rotation(a: np.ndarray, b: np.ndarray, threshold: float, rng: np.random.
     n = len(a)
     samples = np.argsort(rng.random((iterations, n)), axis=1)[:, :3]
     hyps = kabsch(a[samples], b[samples])                               # (it, 3, 3)
-    err = np.linalg.norm(b[None] - np.einsum("kij,nj->kni", hyps, a), axis=2)
+    diff = b.T[None] - hyps @ a.T                                        # (it, 3, n)
+    err = np.sqrt(np.einsum("kin,kin->kn", diff, diff))
     best = int(np.argmax((err < threshold).sum(axis=1)))
     inliers = err[best] < threshold
     rot = hyps[best]
@@ -330,9 +333,10 @@ class CameraMotionEstimator:
         assert key is not None and self._prev_grey is not None
         ok = np.zeros(len(key.points), bool)
         if len(key.points) >= MIN_TRACKED:
-            lk = dict(winSize=(21, 21), maxLevel=3,
-                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+            lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS,
+                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
             prev = self._prev_points.reshape(-1, 1, 2)
+            # (the Python binding takes no prebuilt pyramids: each call builds its own)
             cur, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_grey, grey, prev, None, **lk)
             back, status_b, _ = cv2.calcOpticalFlowPyrLK(grey, self._prev_grey, cur, None, **lk)
             cur, back, prev = cur.reshape(-1, 2), back.reshape(-1, 2), prev.reshape(-1, 2)
