@@ -1,23 +1,21 @@
 """Exports of per-person results: meshes (obj/ply), animations (glb/bvh), joints (csv/json).
 
-Frames. MAED's body frame is the camera's: x right, y down, z forward. Meshes and
-animations are written in the usual 3D-tool frame — y up, z towards the viewer — by turning
-everything 180° about x (C = diag(1, -1, -1)); with a full-perspective translation (`cam_t`)
-each person sits where the camera saw them (camera at the origin looking down -z), so the
-people of one video line up with each other. Joint tables (csv/json) stay in the camera
+Frames (`--frame`). "world" (the default when the results have one, see maed_cli.world):
+y up, metres, the floor at y = 0, everyone in one world coordinate system that stays put when
+the camera turns; positions come from `world.frames.world_vertices` / `world_joints`, the
+animation root from each track's `world_orient` / `world_t`. "camera": MAED's body frame is
+the camera's (x right, y down, z forward); meshes and animations are turned into the usual
+3D-tool frame — y up, z towards the viewer — by turning everything 180° about x
+(C = diag(1, -1, -1)); with a full-perspective translation (`cam_t`) each person sits where
+the camera saw them (camera at the origin looking down -z), so the people of one video line
+up with each other. Joint tables (csv/json) are in the world frame, or else in the camera
 frame (OpenCV: y down), the frame used for analysis and evaluation.
 
-Animations (one file per person):
-  glb  the body mesh with the subject's mean shape baked into the rest mesh, a 24-joint skin
-       (SMPL's kinematic tree and skinning weights), per-frame joint rotations and root
-       translation, and SMPL's 207 pose-corrective blend shapes as morph targets with
-       per-frame weights, so the skinned mesh equals the SMPL body layer at every frame.
-       Keyframes at frame_id / fps (times match the video); skin influences below 1e-4 are
-       dropped (renormalised), in sets of four (JOINTS_0/WEIGHTS_0, _1, ... as needed).
-  bvh  the 24 SMPL joints, rest offsets from the subject's mean shape, metres; the root has
-       X/Y/Z position then Z/Y/X rotation channels, every other joint Z/Y/X rotations
-       (intrinsic: R = Rz Ry Rx, degrees); one frame per video frame from the track's first
-       to its last (gaps filled by slerp / linear interpolation).
+Animations: glb (see maed_cli.gltf) one file per person and scene.glb with every person, the
+camera and (world frame) a floor; bvh one file per person: the 24 SMPL joints, rest offsets
+from the subject's mean shape, metres; the root has X/Y/Z position then Z/Y/X rotation
+channels, every other joint Z/Y/X rotations (intrinsic: R = Rz Ry Rx, degrees); one frame per
+video frame from the track's first to its last (gaps filled by slerp / linear interpolation).
 """
 from __future__ import annotations
 
@@ -27,13 +25,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 
 from .atomic import atomic_dir, atomic_path
 from .errors import InputError
+from .gltf import write_glb, write_scene_glb
 from .results import ResultSet, TrackResult
 
 FORMATS = ("obj", "ply", "glb", "bvh", "csv", "json")
+FRAMES = ("world", "camera")
+SCENE_GLB = "scene.glb"
 C = np.diag([1.0, -1.0, -1.0])  # camera/body frame (y down) <-> y-up frame; C = C^-1
 
 
@@ -50,6 +53,41 @@ def parse_formats(formats: str | Iterable[str]) -> list[str]:
     if not out:
         raise InputError(f"no export format given: choose from {', '.join(FORMATS)}")
     return out
+
+
+def parse_frame(frame: str | None) -> str | None:
+    """A --frame value, checked (None: not given)."""
+    if frame is None:
+        return None
+    value = frame.strip().lower()
+    if value not in FRAMES:
+        raise InputError(f"--frame {frame!r}: expected one of {', '.join(FRAMES)}")
+    return value
+
+
+def resolve_frame(frame: str | None, world) -> str:
+    """--frame: the one asked for, else "world" when the results have a world frame (a
+    `world.frames.WorldFrame`, None when absent), else "camera"."""
+    frame = parse_frame(frame)
+    if frame is None:
+        return "world" if world is not None else "camera"
+    if frame == "world" and world is None:
+        raise InputError("--frame world: these results have no world frame (no world.npz: "
+                         "the demo ran with --no-world, fell back to the camera frame, or "
+                         "they are VIBE results); use --frame camera")
+    return frame
+
+
+def world_tracks(results: ResultSet) -> dict[int, TrackResult]:
+    """The tracks placed in the world (world_orient and world_t); the others are named in a
+    warning, since a world export cannot place them."""
+    placed = {tid: t for tid, t in results.tracks.items()
+              if t.world_t is not None and t.world_orient is not None}
+    missing = sorted(set(results.tracks) - set(placed))
+    if missing:
+        warnings.warn(f"tracks {', '.join(map(str, missing))} have no world placement and are "
+                      f"left out of the world-frame export (--frame camera has them)")
+    return placed
 
 
 # --- the animation of one person -------------------------------------------------------------
@@ -78,8 +116,11 @@ class Animation:
     betas: np.ndarray
 
 
-def track_animation(track: TrackResult, body, translation: bool = True) -> Animation:
-    """Build the y-up animation of `track` with the body model `body` (a BodyModel)."""
+def track_animation(track: TrackResult, body, translation: bool = True,
+                    world: bool = False) -> Animation:
+    """Build the y-up animation of `track` with the body model `body` (a BodyModel): in the
+    camera frame (turned by C, placed by `cam_t` when `translation`), or with `world` from the
+    track's world_orient/world_t (SMPL's global orientation and transl in the world)."""
     if track.rotmat is None or track.betas is None:
         raise InputError(f"track {track.track_id}: needs pose (or rotmat) and betas to export "
                          f"an animation")
@@ -92,147 +133,27 @@ def track_animation(track: TrackResult, body, translation: bool = True) -> Anima
     n = len(rot)
     feature = (rot[:, 1:] - np.eye(3)).reshape(n, 207)
     posedirs = body.posedirs.double().cpu().numpy().reshape(207, -1, 3)
-    transl = track.cam_t.astype(np.float64) if (translation and track.cam_t is not None) \
-        else np.zeros((n, 3))
-    # SMPL's template is already y-up (an upright T-pose): the rest pose stays as it is and
-    # only the root turns from the camera frame into the y-up world (v_world = C v_camera).
     local = rot.copy()
-    local[:, 0] = C @ rot[:, 0]
+    if world:
+        if track.world_orient is None or track.world_t is None:
+            raise InputError(f"track {track.track_id}: no world placement to export")
+        # the world is y up already: SMPL's transl convention, the root turns about the
+        # rest pelvis, which world_t then moves
+        local[:, 0] = track.world_orient.astype(np.float64)
+        root_pos = joints[0] + track.world_t.astype(np.float64)
+    else:
+        transl = track.cam_t.astype(np.float64) if (translation and track.cam_t is not None) \
+            else np.zeros((n, 3))
+        # SMPL's template is already y-up (an upright T-pose): the rest pose stays as it is
+        # and only the root turns from the camera frame into the y-up frame (v = C v_camera).
+        local[:, 0] = C @ rot[:, 0]
+        root_pos = (joints[0] + transl) @ C
     return Animation(
         rest_verts=rest, rest_joints=joints,
         parents=body.parents.cpu().numpy().astype(np.int64),
         weights=body.lbs_weights.double().cpu().numpy(), faces=body.faces.astype(np.int64),
-        local_rot=local, root_pos=(joints[0] + transl) @ C, pose_feature=feature,
+        local_rot=local, root_pos=root_pos, pose_feature=feature,
         posedirs=posedirs, frame_ids=track.frame_ids.astype(np.int64), betas=betas)
-
-
-# --- glTF ------------------------------------------------------------------------------------
-
-def _skin_sets(weights: np.ndarray, threshold: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """SMPL's dense (V, 24) weights -> joints (V, 4k) uint8 and weights (V, 4k) float32."""
-    order = np.argsort(-weights, axis=1)
-    count = int((weights >= threshold).sum(axis=1).max())
-    k = 4 * max(1, -(-count // 4))
-    idx = order[:, :k]
-    w = np.take_along_axis(weights, idx, axis=1)
-    w = np.where(w >= threshold, w, 0.0)
-    w /= w.sum(axis=1, keepdims=True)
-    idx = np.where(w > 0, idx, 0)
-    return idx.astype(np.uint8), w.astype(np.float32)
-
-
-def _rotmat_to_xyzw(rot: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-    shape = rot.shape[:-2]
-    q = Rotation.from_matrix(rot.reshape(-1, 3, 3)).as_quat()  # x, y, z, w
-    # keep consecutive keys on the same hemisphere so LINEAR (slerp) takes the short way
-    q = q.reshape(*shape, 4)
-    if q.ndim == 3:
-        for t in range(1, q.shape[0]):
-            flip = (q[t] * q[t - 1]).sum(-1) < 0
-            q[t, flip] *= -1
-    return q.astype(np.float32)
-
-
-def write_glb(anim: Animation, path: str | Path, fps: float, *, pose_correctives: bool = True,
-              name: str = "person") -> Path:
-    """The animated, skinned body as a binary glTF (.glb), written atomically."""
-    import pygltflib as g
-
-    from .body.joints import SMPL_JOINT_NAMES
-    from .render import vertex_normals
-    blob = bytearray()
-    buffer_views: list = []
-    accessors: list = []
-
-    def add(array: np.ndarray, acc_type: str, component: int, target: int | None = None,
-            minmax: bool = False) -> int:
-        array = np.ascontiguousarray(array)
-        while len(blob) % 4:
-            blob.append(0)
-        buffer_views.append(g.BufferView(buffer=0, byteOffset=len(blob),
-                                         byteLength=array.nbytes, target=target))
-        blob.extend(array.tobytes())
-        count = array.shape[0]
-        acc = g.Accessor(bufferView=len(buffer_views) - 1, componentType=component,
-                         count=count, type=acc_type)
-        if minmax:
-            flat = array.reshape(count, -1)
-            acc.min = flat.min(axis=0).astype(float).tolist()
-            acc.max = flat.max(axis=0).astype(float).tolist()
-        accessors.append(acc)
-        return len(accessors) - 1
-
-    f32, u32, u8 = g.FLOAT, g.UNSIGNED_INT, g.UNSIGNED_BYTE
-    positions = anim.rest_verts.astype(np.float32)
-    attributes = g.Attributes(
-        POSITION=add(positions, g.VEC3, f32, g.ARRAY_BUFFER, minmax=True),
-        NORMAL=add(vertex_normals(anim.rest_verts, anim.faces).astype(np.float32), g.VEC3, f32,
-                   g.ARRAY_BUFFER))
-    joint_sets, weight_sets = _skin_sets(anim.weights)
-    for s in range(joint_sets.shape[1] // 4):
-        setattr(attributes, f"JOINTS_{s}", add(joint_sets[:, 4 * s:4 * s + 4], g.VEC4, u8,
-                                               g.ARRAY_BUFFER))
-        setattr(attributes, f"WEIGHTS_{s}", add(weight_sets[:, 4 * s:4 * s + 4], g.VEC4, f32,
-                                                g.ARRAY_BUFFER))
-    indices = add(anim.faces.astype(np.uint32).reshape(-1), g.SCALAR, u32,
-                  g.ELEMENT_ARRAY_BUFFER)
-    targets = []
-    if pose_correctives:
-        for shape in anim.posedirs.astype(np.float32):
-            targets.append(g.Attributes(POSITION=add(shape, g.VEC3, f32, g.ARRAY_BUFFER,
-                                                     minmax=True)))
-    primitive = g.Primitive(attributes=attributes, indices=indices, mode=g.TRIANGLES,
-                            targets=targets or None)
-    mesh = g.Mesh(name=name, primitives=[primitive],
-                  weights=[0.0] * len(targets) if targets else None)
-
-    joints = anim.rest_joints
-    nodes = []
-    for j in range(24):
-        p = anim.parents[j]
-        offset = joints[j] - (joints[p] if p >= 0 else 0.0)
-        nodes.append(g.Node(name=SMPL_JOINT_NAMES[j], translation=offset.astype(float).tolist(),
-                            rotation=[0.0, 0.0, 0.0, 1.0],
-                            children=[c for c in range(24) if anim.parents[c] == j] or None))
-    # rest pose world transforms are pure translations: inverse bind = translate(-joint)
-    ibm = np.tile(np.eye(4, dtype=np.float32), (24, 1, 1))
-    ibm[:, :3, 3] = -joints
-    ibm_acc = add(ibm.transpose(0, 2, 1).reshape(24, 16), g.MAT4, f32)  # column-major
-    mesh_node = len(nodes)
-    nodes.append(g.Node(name=name, mesh=0, skin=0))
-
-    times = (anim.frame_ids / float(fps)).astype(np.float32)
-    t_acc = add(times, g.SCALAR, f32, minmax=True)
-    samplers, channels = [], []
-
-    def channel(node: int, path_: str, values: np.ndarray, acc_type: str) -> None:
-        samplers.append(g.AnimationSampler(input=t_acc, output=add(values, acc_type, f32),
-                                           interpolation="LINEAR"))
-        channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
-                                           target=g.AnimationChannelTarget(node=node,
-                                                                           path=path_)))
-
-    channel(0, "translation", anim.root_pos.astype(np.float32), g.VEC3)
-    quats = _rotmat_to_xyzw(anim.local_rot)
-    for j in range(24):
-        channel(j, "rotation", quats[:, j], g.VEC4)
-    if targets:
-        channel(mesh_node, "weights", anim.pose_feature.astype(np.float32).reshape(-1), g.SCALAR)
-    nodes[0].translation = anim.root_pos[0].astype(float).tolist()
-
-    gltf = g.GLTF2(
-        asset=g.Asset(generator="maed", version="2.0"), scene=0,
-        scenes=[g.Scene(nodes=[0, mesh_node])], nodes=nodes, meshes=[mesh],
-        skins=[g.Skin(joints=list(range(24)), inverseBindMatrices=ibm_acc, skeleton=0)],
-        animations=[g.Animation(name=f"{name}_motion", samplers=samplers, channels=channels)],
-        accessors=accessors, bufferViews=buffer_views,
-        buffers=[g.Buffer(byteLength=len(blob))])
-    gltf.set_binary_blob(bytes(blob))
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        gltf.save_binary(str(tmp))
-    return path
 
 
 # --- BVH -------------------------------------------------------------------------------------
@@ -301,53 +222,75 @@ def write_bvh(anim: Animation, path: str | Path, fps: float) -> Path:
 
 # --- meshes and joint tables -----------------------------------------------------------------
 
-def scene_vertices(track: TrackResult, row: int) -> np.ndarray:
-    """Vertices of one frame in the y-up frame, placed by cam_t when known."""
-    verts = track.verts[row].astype(np.float64)
+def scene_vertices(track: TrackResult, rows, world=None) -> np.ndarray:
+    """Vertices (k, V, 3) of track rows `rows` (an index array or slice): in the world frame
+    when `world` (a WorldFrame) is given, else in the y-up camera frame placed by cam_t."""
+    if world is not None:
+        from .world.frames import world_vertices
+        return np.asarray(world_vertices(track, rows, world), dtype=np.float64)
+    verts = np.asarray(track.verts[rows], dtype=np.float64)
     if track.cam_t is not None:
-        verts = verts + track.cam_t[row]
+        verts = verts + np.asarray(track.cam_t[rows], dtype=np.float64)[:, None]
     return verts @ C
 
 
-def write_meshes(results: ResultSet, folder: Path, fmt: str, faces: np.ndarray) -> list[Path]:
+MESH_CHUNK = 64  # frames of vertices placed at once
+
+
+def write_meshes(results: ResultSet, folder: Path, fmt: str, faces: np.ndarray,
+                 world=None) -> list[Path]:
     """<folder>/<fmt>/track_<id>/frame_<frame>.<fmt>, one per frame per person."""
     import trimesh
     written = []
+    tracks = world_tracks(results) if world is not None else results.tracks
     # the whole <fmt>/ folder at once: no half-written set, and no files of people or frames
     # that an earlier export had and these results do not
     with atomic_dir(folder / fmt) as tmp_root:
-        for tid, track in results.tracks.items():
+        for tid, track in tracks.items():
             if track.verts is None:
                 raise InputError(f"track {tid} has no vertices to export")
             (tmp_root / f"track_{tid}").mkdir()
-            for row, frame in enumerate(track.frame_ids):
-                mesh = trimesh.Trimesh(scene_vertices(track, row), faces, process=False)
-                name = Path(f"track_{tid}") / f"frame_{int(frame):06d}.{fmt}"
-                mesh.export(tmp_root / name, file_type=fmt)
-                written.append(folder / fmt / name)
+            for first in range(0, len(track), MESH_CHUNK):
+                rows = np.arange(first, min(first + MESH_CHUNK, len(track)))
+                for row, verts in zip(rows, scene_vertices(track, rows, world)):
+                    mesh = trimesh.Trimesh(verts, faces, process=False)
+                    name = Path(f"track_{tid}") / f"frame_{int(track.frame_ids[row]):06d}.{fmt}"
+                    mesh.export(tmp_root / name, file_type=fmt)
+                    written.append(folder / fmt / name)
     return written
 
 
-def _joints_camera(track: TrackResult) -> tuple[np.ndarray, str]:
+def placed_joints(track: TrackResult, world=None) -> tuple[np.ndarray, str]:
+    """The 49 joints (n, 49, 3) and their frame of reference: "world" (with `world`), else
+    "camera" (placed by cam_t) or "body" (no translation known)."""
     if track.joints3d is None:
         raise InputError(f"track {track.track_id} has no joints3d to export")
+    if world is not None:
+        from .world.frames import world_joints
+        return np.asarray(world_joints(track, np.arange(len(track)), world)), "world"
     if track.cam_t is not None:
         return track.joints3d + track.cam_t[:, None], "camera"
     return track.joints3d, "body"
 
 
-def write_joint_tables(results: ResultSet, folder: Path, formats: list[str]) -> list[Path]:
+AXES = {"world": "x, z on the floor, y up, the floor at y = 0 (world frame)",
+        "camera": "x right, y down, z forward (camera frame)"}
+
+
+def write_joint_tables(results: ResultSet, folder: Path, formats: list[str],
+                       world=None) -> list[Path]:
     """joints.csv (one row per person, frame and joint) and/or joints.json."""
     from .body.joints import JOINT49_NAMES
     written = []
+    tracks = world_tracks(results) if world is not None else results.tracks
     if "csv" in formats:
         path = folder / "joints.csv"
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
             out = csv.writer(handle)
             out.writerow(["track_id", "frame", "time_s", "joint", "name", "x", "y", "z", "u",
                           "v", "frame_of_reference"])
-            for tid, track in results.tracks.items():
-                joints, ref = _joints_camera(track)
+            for tid, track in tracks.items():
+                joints, ref = placed_joints(track, world)
                 j2d = track.joints2d_img_coord
                 for row, frame in enumerate(track.frame_ids):
                     t = frame / results.fps
@@ -361,14 +304,16 @@ def write_joint_tables(results: ResultSet, folder: Path, formats: list[str]) -> 
     if "json" in formats:
         path = folder / "joints.json"
         doc = {"fps": results.fps, "units": "metres (3D), pixels (2D)",
-               "axes": "x right, y down, z forward (camera frame)",
+               "axes": AXES["world" if world is not None else "camera"],
                "joint_names": list(JOINT49_NAMES), "tracks": {}}
-        for tid, track in results.tracks.items():
-            joints, ref = _joints_camera(track)
+        for tid, track in tracks.items():
+            joints, ref = placed_joints(track, world)
             entry = {"frame_of_reference": ref, "frame_ids": track.frame_ids.tolist(),
                      "joints3d": np.round(joints, 5).tolist()}
             if track.joints2d_img_coord is not None:
                 entry["joints2d"] = np.round(track.joints2d_img_coord, 2).tolist()
+            if world is not None and track.contacts is not None:
+                entry["contacts"] = np.asarray(track.contacts).astype(int).tolist()
             doc["tracks"][str(tid)] = entry
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(doc))
@@ -376,13 +321,31 @@ def write_joint_tables(results: ResultSet, folder: Path, formats: list[str]) -> 
     return written
 
 
+def _scene_camera(results: ResultSet, world) -> dict | None:
+    """The video's camera for scene.glb: its world pose per frame, or the origin of the
+    camera frame (the y-up camera frame is the glTF camera's own)."""
+    from .body.geometry import default_focal
+    if world is not None:
+        ids = np.asarray(world.frame_ids)
+        return {"rotations": np.asarray(world.camera_R), "centres": np.asarray(world.camera_t),
+                "times": ids / results.fps, "focal": float(world.focal),
+                "image_size": tuple(int(v) for v in world.image_size)}
+    if results.width is None or results.height is None:
+        return None
+    focal = next((t.focal for t in results.tracks.values() if t.focal), None) or \
+        default_focal(results.width, results.height)
+    return {"rotations": C[None], "centres": np.zeros((1, 3)), "times": np.zeros(1),
+            "focal": float(focal), "image_size": (int(results.width), int(results.height))}
+
+
 def export_results(results: ResultSet, folder: str | Path, formats: str | Iterable[str], *,
-                   body=None, faces: np.ndarray | None = None, pose_correctives: bool = True
-                   ) -> list[Path]:
+                   body=None, faces: np.ndarray | None = None, pose_correctives: bool = True,
+                   world=None) -> list[Path]:
     """Write every requested format under `folder`; returns the files written.
 
-    obj/ply need `faces` (or `body`); glb/bvh need `body` (a BodyModel: rest shape, skinning
-    weights, joint regressor, pose correctives)."""
+    `world` (a world.frames.WorldFrame): everything in the world frame, a floor in scene.glb;
+    None: the camera frame. obj/ply need `faces` (or `body`); glb/bvh need `body` (a
+    BodyModel: rest shape, skinning weights, joint regressor, pose correctives)."""
     formats = parse_formats(formats)
     folder = Path(folder)
     if faces is None and body is not None:
@@ -396,33 +359,46 @@ def export_results(results: ResultSet, folder: str | Path, formats: str | Iterab
             if faces is None:
                 raise InputError(f"{fmt} export needs the mesh faces: install the SMPL model "
                                  f"(maed setup smpl) or use results that store them")
-            written += write_meshes(results, folder, fmt, faces)
+            written += write_meshes(results, folder, fmt, faces, world)
     if "glb" in formats or "bvh" in formats:
         if body is None:
             raise InputError("glb/bvh export needs the SMPL body model")
-        for tid, track in results.tracks.items():
-            anim = track_animation(track, body)
+        tracks = world_tracks(results) if world is not None else results.tracks
+        people = {}
+        for tid, track in tracks.items():
+            anim = track_animation(track, body, world=world is not None)
             if "glb" in formats:
+                people[f"track_{tid}"] = anim
                 written.append(write_glb(anim, folder / f"track_{tid}.glb", results.fps,
                                          pose_correctives=pose_correctives,
                                          name=f"track_{tid}"))
             if "bvh" in formats:
                 written.append(write_bvh(anim, folder / f"track_{tid}.bvh", results.fps))
+        if "glb" in formats:
+            written.append(write_scene_glb(people, folder / SCENE_GLB, results.fps,
+                                           pose_correctives=pose_correctives,
+                                           floor=world is not None,
+                                           camera=_scene_camera(results, world)))
         for ext in ("glb", "bvh"):  # people an earlier export into this folder had
             if ext in formats:
                 for stale in set(folder.glob(f"track_*.{ext}")) - set(written):
                     stale.unlink()
-    written += write_joint_tables(results, folder, formats)
+    written += write_joint_tables(results, folder, formats, world)
     return written
 
 
 EXPORT_DIR = "export"
 
 
-def make_export_hook(input_path: str | Path, options, formats: list[str], body):
-    """For `maed demo --export`: `on_results(folder, tracks, summary)` writing folder/export/."""
+def make_export_hook(input_path: str | Path, options, formats: list[str], body,
+                     frame: str | None = None):
+    """For `maed demo --export`: `on_results(folder, tracks, summary)` writing folder/export/
+    (in the world frame when the run has one, unless `frame` says otherwise)."""
     def on_results(folder: Path, tracks: list, summary: dict) -> None:
         from .results import result_set_from_demo
+        from .world.frames import load_world
         results = result_set_from_demo(input_path, options, tracks, summary)
-        export_results(results, Path(folder) / EXPORT_DIR, formats, body=body)
+        world = load_world(folder) if frame != "camera" else None
+        export_results(results, Path(folder) / EXPORT_DIR, formats, body=body,
+                       world=world if resolve_frame(frame, world) == "world" else None)
     return on_results

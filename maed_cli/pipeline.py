@@ -41,9 +41,11 @@ from .video.detect import (DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDete
 from .video.io import FrameSource, open_frames
 from .video.track import (DEFAULT_MIN_TRACK, PersonTracker, TrackerConfig, Tracklet,
                           tracklets_from_boxes)
+from .world.camera import CAMERA_MODES, CameraMotion, CameraMotionEstimator
 
 CACHE_DIR = "cache"
 CACHE_VERSION = 1
+CAMERA_CACHE_PREFIX = "camera_"  # the camera motion's arrays in the tracks cache
 
 
 @dataclass
@@ -68,9 +70,14 @@ class DemoOptions:
     focal: float | None = None
     use_cache: bool = True
     compile: bool = False  # torch.compile the network (speed only; results the same)
+    world: bool = True  # the world layer (maed_cli.world): world.npz and world arrays per track
+    camera: str = "auto"  # the camera's motion: auto (decided from the video) | static | moving
 
     def check(self) -> None:
         """Refuse values no run can use, in one line, before any long work."""
+        if self.camera not in CAMERA_MODES:
+            raise InputError(f"--camera {self.camera!r}: expected one of "
+                             f"{', '.join(CAMERA_MODES)}")
         if self.interp < 1 or 8 % self.interp:
             raise InputError(f"--interp {self.interp}: must divide 8 (1, 2, 4 or 8)")
         if not 0 < self.crop_scale < float("inf"):
@@ -140,35 +147,78 @@ def auto_batch_size(device: torch.device) -> int:
 
 # --- pass 1: who is where ------------------------------------------------------------------
 
+def run_focal(options: DemoOptions, source: FrameSource) -> float:
+    """The focal length (pixels) the run uses: --focal, else the image diagonal."""
+    meta = source.meta
+    return float(options.focal) if options.focal else default_focal(meta.width, meta.height)
+
+
 def find_tracklets(source: FrameSource, options: DemoOptions, detector: PersonDetector | None,
-                   progress: Progress, clock: StageClock | None = None) -> dict[int, Tracklet]:
+                   progress: Progress, clock: StageClock | None = None
+                   ) -> tuple[dict[int, Tracklet], CameraMotion]:
+    """Who is where, and how the camera turned: the camera motion is estimated from the same
+    decoded frames, with the frame's person boxes (detections or --boxes) masked out."""
     clock = clock or StageClock()
     fps = source.stream_fps
     config = TrackerConfig(method=options.tracker, high_conf=options.conf)
     total = source.estimated_length
+    camera = CameraMotionEstimator(run_focal(options, source),
+                                   (source.meta.width, source.meta.height))
     frames = clock.timed("decode", _frames_with_progress(source, "detect", progress, total))
     if options.boxes:
         boxes = BoxesFile.load(options.boxes)
-        indices = [index for index, _ in frames]
+        by_frame = boxes.detections()
+        no_boxes = np.zeros((0, 4), np.float32)
+        indices = []
+        for index, frame in frames:
+            indices.append(index)
+            t = time.perf_counter()
+            found_here = by_frame.get(index)
+            camera.add(index, frame, no_boxes if found_here is None else found_here.xyxy)
+            clock.add("camera", time.perf_counter() - t)
         t = time.perf_counter()
         found = tracklets_from_boxes(boxes, indices, fps, config, min_track=options.min_track)
         clock.add("track", time.perf_counter() - t)
-        return found
+        return found, camera.finish()
     assert detector is not None
     tracker = PersonTracker(config, fps)
     decode_before = clock.seconds.get("decode", 0.0)
     detect_before = clock.seconds.get("detect", 0.0)
     for index, frame, dets in clock.timed("detect", detector.stream(frames)):
         t = time.perf_counter()
+        camera.add(index, frame, dets.xyxy)
+        t_camera = time.perf_counter()
+        clock.add("camera", t_camera - t)
         tracker.update(index, dets, frame)
-        clock.add("track", time.perf_counter() - t)
+        clock.add("track", time.perf_counter() - t_camera)
     # the detector pulls the frames, so its wall time includes decoding: take that out
     decoded = clock.seconds.get("decode", 0.0) - decode_before
     clock.seconds["detect"] = detect_before + (clock.seconds["detect"] - detect_before) - decoded
     t = time.perf_counter()
     found = tracker.tracklets(min_track=options.min_track)
     clock.add("track", time.perf_counter() - t)
-    return found
+    return found, camera.finish()
+
+
+def camera_from_tracklets(source: FrameSource, tracklets: dict[int, Tracklet], focal: float,
+                          progress: Progress, clock: StageClock | None = None) -> CameraMotion:
+    """The camera motion from a decode-only pass, masking the tracked boxes: for a cached
+    first pass that has no camera motion for this focal (an older cache, or another --focal)."""
+    clock = clock or StageClock()
+    masks: dict[int, list] = {}
+    for tracklet in tracklets.values():
+        cx, cy, w, h = np.asarray(tracklet.boxes, np.float64).T
+        for frame, box in zip(tracklet.frames.tolist(),
+                              np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)):
+            masks.setdefault(int(frame), []).append(box)
+    camera = CameraMotionEstimator(focal, (source.meta.width, source.meta.height))
+    frames = clock.timed("decode", _frames_with_progress(source, "camera motion", progress,
+                                                         source.estimated_length))
+    for index, frame in frames:
+        t = time.perf_counter()
+        camera.add(index, frame, np.asarray(masks.get(index, []), np.float64).reshape(-1, 4))
+        clock.add("camera", time.perf_counter() - t)
+    return camera.finish()
 
 
 def _frames_with_progress(source: FrameSource, stage: str, progress: Progress,
@@ -369,8 +419,10 @@ def write_track(folder: Path, tracklet: Tracklet, regions: np.ndarray,
 
 # --- tracks cache --------------------------------------------------------------------------
 
-def _save_cached_tracks(path: Path, tracklets: dict[int, Tracklet]) -> None:
-    arrays = {}
+def _save_cached_tracks(path: Path, tracklets: dict[int, Tracklet],
+                        camera: CameraMotion | None = None) -> None:
+    """The first pass's result: the tracklets and (when given) the camera motion."""
+    arrays = {} if camera is None else camera.to_arrays(CAMERA_CACHE_PREFIX)
     for tid, t in tracklets.items():
         arrays[f"{tid}_frames"] = t.frames
         arrays[f"{tid}_boxes"] = t.boxes
@@ -381,14 +433,22 @@ def _save_cached_tracks(path: Path, tracklets: dict[int, Tracklet]) -> None:
         np.savez(handle, ids=np.asarray(sorted(tracklets), np.int64), **arrays)
 
 
-def _load_cached_tracks(path: Path) -> dict[int, Tracklet] | None:
+def _load_cached_tracks(path: Path) -> tuple[dict[int, Tracklet] | None, CameraMotion | None]:
+    """(tracklets, camera motion); None for what the file does not hold (the camera motion
+    of a cache written before it was estimated) or when the file is unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {int(tid): Tracklet(int(tid), data[f"{tid}_frames"], data[f"{tid}_boxes"],
-                                       data[f"{tid}_detected"], int(data[f"{tid}_source"]))
-                    for tid in data["ids"]}
+            tracklets = {int(tid): Tracklet(int(tid), data[f"{tid}_frames"],
+                                            data[f"{tid}_boxes"], data[f"{tid}_detected"],
+                                            int(data[f"{tid}_source"]))
+                         for tid in data["ids"]}
+            try:
+                camera = CameraMotion.from_arrays(data, CAMERA_CACHE_PREFIX)
+            except (KeyError, ValueError, IndexError):
+                camera = None
+            return tracklets, camera
     except (OSError, KeyError, ValueError):
-        return None
+        return None, None
 
 
 # --- the whole demo ------------------------------------------------------------------------
@@ -416,6 +476,8 @@ class PreparedInput:
     cache_hit: bool
     started: float  # time.perf_counter() when the first pass began
     clock: StageClock
+    # the camera's rotation per decoded frame, under the run's --camera mode
+    camera_motion: CameraMotion | None = None
 
 
 def prepare_demo(input_path: str | Path, output: str | Path | None, options: DemoOptions, *,
@@ -437,18 +499,21 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     digest = input_digest(input_path)
     cache_key = options.tracking_key(digest)
     cache_file = output / CACHE_DIR / f"tracks_{cache_key}.npz"
-    tracklets = _load_cached_tracks(cache_file) if options.use_cache and cache_file.is_file() \
-        else None
+    tracklets, camera = _load_cached_tracks(cache_file) \
+        if options.use_cache and cache_file.is_file() else (None, None)
     cache_hit = tracklets is not None
     if tracklets is None:
         if not options.boxes and detector is None:
             detector = make_detector(options)
-        tracklets = find_tracklets(source, options, detector, progress, clock)
+        tracklets, camera = find_tracklets(source, options, detector, progress, clock)
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "
                          f"{options.min_track} frames (try --min-track, --conf or --boxes)")
+    focal = run_focal(options, source)
+    if camera is None or not np.isclose(camera.focal, focal, rtol=1e-6):
+        camera = camera_from_tracklets(source, tracklets, focal, progress, clock)
     return PreparedInput(input_path, output, options, source, tracklets, digest, cache_key,
-                         cache_file, cache_hit, t0, clock)
+                         cache_file, cache_hit, t0, clock, camera.with_mode(options.camera))
 
 
 def make_detector(options: DemoOptions) -> PersonDetector:
@@ -456,6 +521,55 @@ def make_detector(options: DemoOptions) -> PersonDetector:
     return PersonDetector(options.detector_weights, conf=options.conf,
                           min_size=options.min_size, imgsz=options.detect_size,
                           device=options.device)
+
+
+WORLD_OFF_REASON = "turned off (--no-world)"
+
+
+def _world_results(folder: Path, tracks: list[TrackResult], prepared: PreparedInput,
+                   body: BodyModel) -> tuple[list[TrackResult], dict]:
+    """The world layer over a run's fresh tracks in `folder`: each track file gains its world
+    arrays, folder/world.npz the run's world frame. Returns the tracks as read back and the
+    summary.json["world"] block. Never ends the run: whatever goes wrong leaves the
+    camera-frame results and one warning saying why."""
+    import warnings
+    import zipfile
+
+    from .results import TrackArchive
+    meta, camera = prepared.source.meta, prepared.camera_motion
+    if camera is not None and camera.reason_unusable:
+        warnings.warn(f"camera motion: {camera.reason_unusable}; the camera is taken as static")
+    try:
+        from .world import build_world, save_world
+        build = build_world(tracks, camera, run_focal(prepared.options, prepared.source),
+                            (meta.width, meta.height), body, fps=float(meta.fps or 30.0))
+        reason = build.fell_back_reason if build.frame is None else None
+    except Exception as exc:  # noqa: BLE001 - the world layer must never cost the body results
+        build, reason = None, f"the world layer failed ({type(exc).__name__}: {exc})"
+    if build is None or reason is not None:
+        warnings.warn(f"no world frame, the results stay in the camera frame: {reason}")
+        block = dict(build.summary) if build is not None else {}
+        block.update(frame="camera", reason=reason)
+        return tracks, block
+    warning = (build.summary.get("camera") or {}).get("translating_warning")
+    if warning:
+        warnings.warn(f"camera motion: {warning}")
+    placed = []
+    for track in build.tracks:
+        path = track_path(folder, track.track_id)
+        arrays = {"world_orient": (track.world_orient, np.float32),
+                  "world_t": (track.world_t, np.float32), "contacts": (track.contacts, np.uint8)}
+        if any(value is None for value, _ in arrays.values()):  # a track the layer skipped
+            placed.append(track)
+            continue
+        # appended after the streamed vertices, which stay where they are (and mapped)
+        with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            members = TrackArchive(archive)
+            for key, (value, dtype) in arrays.items():
+                members.add(key, np.asarray(value, dtype))
+        placed.append(load_track(path))
+    save_world(folder, build.frame)
+    return placed, build.summary
 
 
 def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
@@ -484,6 +598,13 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
             progress("body", 1, len(tracklets))
         # writing is what the body layer's chunks did not take
         clock.add("write", time.perf_counter() - t - (clock.seconds["body"] - body_before))
+        world = {"frame": "camera", "reason": WORLD_OFF_REASON}
+        if options.world:
+            t = time.perf_counter()
+            progress("world", 0, 1)
+            tracks, world = _world_results(tmp, tracks, p, body)
+            progress("world", 1, 1)
+            clock.add("world", time.perf_counter() - t)
         summary = {
             "maed_version": __version__,
             "input": {"path": str(p.input_path), "kind": meta.kind, "width": meta.width,
@@ -500,10 +621,11 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
                         "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),
                         "file": f"{TRACKS_DIR}/{t.file_name()}"} for t in tracks],
             "tracks_cache": {"key": p.cache_key, "reused": p.cache_hit},
+            "world": world,
             "timings_s": clock.seconds,
         }
         t = time.perf_counter()
-        _save_cached_tracks(tmp / CACHE_DIR / p.cache_file.name, tracklets)
+        _save_cached_tracks(tmp / CACHE_DIR / p.cache_file.name, tracklets, p.camera_motion)
         if on_results is not None:
             on_results(tmp, tracks, summary)
         clock.add("write", time.perf_counter() - t)

@@ -1,10 +1,7 @@
 """Headless mesh rendering: people's meshes over video frames, side views, comparisons.
 
-OpenGL is never touched at import time. The first renderer created picks a headless
-platform (`choose_platform`: EGL — a GPU's or Mesa's — then OSMesa), tried in child processes
-because a failing GL import can abort the interpreter and PyOpenGL binds its platform once per
-process; only then is pyrender imported. When no platform works, `RendererUnavailable` names
-the Debian packages to install.
+OpenGL is never touched at import time: the first renderer created picks a headless platform
+(maed_cli/gl_platform.py, re-exported here) and only then imports pyrender.
 
 Cameras. `ortho` (default; every result file has it): each person has VIBE's orthographic
 full-image camera (sx, sy, tx, ty), so the mesh lands exactly where the network put it. All
@@ -20,95 +17,16 @@ from __future__ import annotations
 
 import colorsys
 import functools
-import importlib.util
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, MaedError
-
-PLATFORMS = ("egl", "osmesa")
-GL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6"
-PLATFORM_ENV = "MAED_GL_PLATFORM"  # comma-separated platforms to try instead of PLATFORMS
-
-
-class RendererUnavailable(MaedError):
-    """No headless OpenGL platform works on this machine."""
-
-
-def unavailable_message(tried: Iterable[str]) -> str:
-    return (f"rendering needs headless OpenGL and none works here (tried "
-            f"{', '.join(tried)}): install the system packages {GL_PACKAGES} "
-            f"(Debian/Ubuntu: sudo apt-get install {GL_PACKAGES}), then check with `maed doctor`")
-
-
-_PROBE = ("import os, sys; os.environ['PYOPENGL_PLATFORM'] = sys.argv[1]; "
-          "import pyrender; s = pyrender.Scene(); "
-          "s.add(pyrender.OrthographicCamera(xmag=1.0, ymag=1.0)); "
-          "r = pyrender.OffscreenRenderer(8, 8); r.render(s); r.delete(); print('ok')")
-_chosen: dict[tuple[str, ...], str | None] = {}
-
-
-def candidate_platforms() -> tuple[str, ...]:
-    """$MAED_GL_PLATFORM, else a user's $PYOPENGL_PLATFORM, else EGL then OSMesa."""
-    forced = os.environ.get(PLATFORM_ENV, "").strip()
-    if forced:
-        return tuple(p.strip().lower() for p in forced.split(",") if p.strip())
-    user = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
-    return (user,) if user else PLATFORMS
-
-
-def probe_platform(name: str, timeout: float = 60.0) -> bool:
-    """Whether pyrender renders offscreen on `name`, tried in a child process."""
-    try:
-        out = subprocess.run([sys.executable, "-c", _PROBE, name], capture_output=True,
-                             text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "ok" in out.stdout
-
-
-def choose_platform(platforms: tuple[str, ...] | None = None) -> str | None:
-    """The first working headless platform (cached per process), or None.
-
-    `maed doctor` reports this same choice."""
-    platforms = candidate_platforms() if platforms is None else platforms
-    if platforms not in _chosen:
-        if "OpenGL" in sys.modules:  # already bound in this process: that platform or nothing
-            bound = os.environ.get("PYOPENGL_PLATFORM", "").lower()
-            _chosen[platforms] = bound if bound in platforms else None
-        else:
-            _chosen[platforms] = next((p for p in platforms if probe_platform(p)), None)
-    return _chosen[platforms]
-
-
-def require_platform() -> str:
-    """Select the platform for this process (before OpenGL is imported), or fail clearly."""
-    platforms = candidate_platforms()
-    name = choose_platform(platforms)
-    if name is None:
-        raise RendererUnavailable(unavailable_message(platforms))
-    os.environ["PYOPENGL_PLATFORM"] = name
-    return name
-
-
-def _load_triton_before_gl() -> None:
-    """Software GL (Mesa's llvmpipe) brings the system's LLVM into the process; Triton's
-    libtriton carries its own, and loading it after Mesa's crashes the process (a segfault
-    in `import triton`, which torch.compile, torchvision and so ultralytics pull in, e.g. a
-    detector built after a render in one process). The other order works, so Triton is
-    loaded first when it is installed."""
-    if importlib.util.find_spec("triton") is None:
-        return
-    try:
-        import triton._C.libtriton  # noqa: F401
-    except Exception:  # noqa: BLE001 - a broken Triton is torch's concern, not the renderer's
-        pass
+from .errors import InputError
+from .gl_platform import (GL_PACKAGES, PLATFORM_ENV, PLATFORMS, RendererUnavailable,  # noqa: F401
+                          _load_triton_before_gl, candidate_platforms, choose_platform,
+                          probe_platform, require_platform, unavailable_message)
 
 
 def track_color(track_id: int) -> tuple[float, float, float]:
@@ -169,8 +87,7 @@ class MeshRenderer:
     def __init__(self, width: int, height: int, faces: np.ndarray, *, camera: str = "ortho",
                  focal: float | None = None, wireframe: bool = False, alpha: float = 1.0,
                  antialias: bool | None = None):
-        if camera not in ("ortho", "perspective"):
-            raise InputError(f"camera must be 'ortho' or 'perspective', got {camera!r}")
+        _check_camera(camera)
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"--alpha must be in [0, 1], got {alpha}")
         from .body.geometry import default_focal
@@ -199,13 +116,15 @@ class MeshRenderer:
 
         self._pyrender = pyrender
         scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(0.3, 0.3, 0.3))
-        if self.camera == "ortho":
-            cam = pyrender.OrthographicCamera(xmag=self.width / 2.0, ymag=self.height / 2.0,
-                                              znear=1e-3, zfar=1e4)
-        else:
-            cam = pyrender.IntrinsicsCamera(fx=self.focal, fy=self.focal, cx=self.width / 2.0,
-                                            cy=self.height / 2.0, znear=1e-2, zfar=1e4)
-        scene.add(cam, pose=np.eye(4))
+        # both cameras, so one GL context serves every panel (a second OffscreenRenderer's
+        # delete would terminate the EGL display the first one still uses)
+        self._cameras = {
+            "ortho": scene.add(pyrender.OrthographicCamera(
+                xmag=self.width / 2.0, ymag=self.height / 2.0, znear=1e-3, zfar=1e4),
+                pose=np.eye(4)),
+            "perspective": scene.add(pyrender.IntrinsicsCamera(
+                fx=self.focal, fy=self.focal, cx=self.width / 2.0, cy=self.height / 2.0,
+                znear=1e-2, zfar=1e4), pose=np.eye(4))}
         # Soft light: a key light from above-front, two dimmer fills from the sides.
         for direction, intensity in (((0.0, -0.6, -1.0), 1.8), ((1.0, 0.2, -0.6), 0.7),
                                      ((-1.0, 0.2, -0.6), 0.7)):
@@ -237,9 +156,9 @@ class MeshRenderer:
         self.close()
 
     # -- geometry ---------------------------------------------------------------------------
-    def _gl_vertices(self, person: PersonMesh, verts: np.ndarray) -> np.ndarray:
+    def _gl_vertices(self, person: PersonMesh, verts: np.ndarray, camera: str) -> np.ndarray:
         """Body-frame vertices -> GL camera coordinates (x right, y up, looking down -z)."""
-        if self.camera == "perspective":
+        if camera == "perspective":
             if person.cam_t is None:
                 raise InputError("the perspective camera needs cam_t (full-perspective "
                                  "translation) in the results; use --camera ortho")
@@ -256,11 +175,15 @@ class MeshRenderer:
         out[:, 2] = -(depth + verts[:, 2])
         return out
 
-    def render_layer(self, people: list[PersonMesh], *, turn: float = 0.0
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Colour (H, W, 3) uint8 and depth (H, W) float32 (0 where no mesh)."""
+    def render_layer(self, people: list[PersonMesh], *, turn: float = 0.0,
+                     camera: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Colour (H, W, 3) uint8 and depth (H, W) float32 (0 where no mesh); `camera`
+        overrides the renderer's for this call."""
+        camera = camera or self.camera
+        _check_camera(camera)
         self._ensure()
         pyrender = self._pyrender
+        self._scene.main_camera_node = self._cameras[camera]
         for node in self._mesh_nodes:
             self._scene.remove_node(node)
         self._mesh_nodes = []
@@ -272,7 +195,8 @@ class MeshRenderer:
             material = pyrender.MetallicRoughnessMaterial(
                 baseColorFactor=(*person.color, 1.0), metallicFactor=0.05,
                 roughnessFactor=0.75, alphaMode="OPAQUE", wireframe=self.wireframe)
-            prim = pyrender.Primitive(positions=self._gl_vertices(person, verts).astype(np.float32),
+            prim = pyrender.Primitive(positions=self._gl_vertices(person, verts,
+                                                                  camera).astype(np.float32),
                                       normals=normals.astype(np.float32),
                                       indices=self._faces_u32, material=material,
                                       mode=pyrender.constants.GLTF.TRIANGLES)
@@ -285,7 +209,8 @@ class MeshRenderer:
         return np.asarray(color)[..., :3], np.asarray(depth)
 
     def render(self, image: np.ndarray | None, people: list[PersonMesh], *, turn: float = 0.0,
-               background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+               background: tuple[int, int, int] = (255, 255, 255),
+               camera: str | None = None) -> np.ndarray:
         """The people composited over `image` (H, W, 3) uint8 (None: a plain background)."""
         if image is None:
             image = np.empty((self.height, self.width, 3), np.uint8)
@@ -293,7 +218,7 @@ class MeshRenderer:
         elif image.shape[:2] != (self.height, self.width):
             raise InputError(f"frame is {image.shape[1]}x{image.shape[0]}, the renderer "
                              f"{self.width}x{self.height}")
-        color, depth = self.render_layer(people, turn=turn)
+        color, depth = self.render_layer(people, turn=turn, camera=camera)
         mask = depth > 0
         out = image.copy()
         if self.alpha >= 1.0:
@@ -303,6 +228,11 @@ class MeshRenderer:
                 (1.0 - self.alpha) * image[mask].astype(np.float32)
             out[mask] = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
         return out
+
+
+def _check_camera(camera: str) -> None:
+    if camera not in ("ortho", "perspective"):
+        raise InputError(f"camera must be 'ortho' or 'perspective', got {camera!r}")
 
 
 def _set_msaa_samples(samples: int) -> None:
@@ -389,14 +319,15 @@ def render_video(results, output: str | Path, *, faces: np.ndarray, video: str |
                  = None, side: bool = False, wireframe: bool = False, alpha: float = 1.0,
                  camera: str = "ortho", focal: float | None = None, compare=None,
                  labels: tuple[str, str] = ("MAED", "other"), antialias: bool | None = None,
-                 progress: Callable[[int, int | None], None] | None = None) -> Path:
+                 world=None, progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Overlay every tracked person on the video and write an H.264 mp4 atomically.
 
     Decodes the frames the results were made from (their start/end/fps selection), so the
     output has the input's frame size and the processed frame rate (the input's, unless
     the demo subsampled it); audio is dropped. `side` adds a panel with the meshes turned
     90°; `compare` (a second ResultSet of the same video) is rendered beside ours on the same
-    frames, both labelled. `progress(done, total)` is called after each frame.
+    frames, both labelled; `world` (a world.frames.WorldFrame) adds the world view
+    (render_world.WorldView). `progress(done, total)` is called after each frame.
     """
     from .video.io import VideoWriter, open_frames
     video = Path(video) if video is not None else results.video
@@ -412,6 +343,10 @@ def render_video(results, output: str | Path, *, faces: np.ndarray, video: str |
         compare.width, compare.height = compare.width or w, compare.height or h
         if camera == "perspective":
             compare.fill_translation(focal)
+    view = None
+    if world is not None:
+        from .render_world import WorldView
+        view = WorldView(results, world, renderer)
     total = source.estimated_length
     output = Path(output)
     try:
@@ -425,6 +360,8 @@ def render_video(results, output: str | Path, *, faces: np.ndarray, video: str |
                     panels[0] = label(panels[0], labels[0])
                     panels.append(label(renderer.render(image, people_in_frame(compare, index)),
                                         labels[1]))
+                if view is not None:
+                    panels.append(view.render(index))
                 writer.write(np.concatenate(panels, axis=1) if len(panels) > 1 else panels[0])
                 if progress is not None:
                     progress(done + 1, total)

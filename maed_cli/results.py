@@ -17,6 +17,11 @@ Per-track arrays (n = frames in which the person is tracked; VIBE-compatible nam
     joints3d (n, 49, 3)       the 49 SPIN joints, metres, body frame
     joints2d_img_coord (n, 49, 2)  those joints projected into the image, pixels
     track_id ()               the tracker's id;  focal ()  focal length in pixels used for cam_t
+World arrays (only when the world layer ran; see maed_cli/world/ and DIR/world.npz):
+    world_orient (n, 3, 3)    the body's global orientation in the world (y up, floor y = 0)
+    world_t (n, 3)            SMPL `transl` in the world, metres: the SMPL body posed with
+                              world_orient plus world_t is the world mesh (world.frames.world_vertices)
+    contacts (n, 2)           uint8, 1 where the (left, right) foot is in contact with the floor
 
 Track files are uncompressed .npz archives (what `np.savez` writes, readable with `np.load`).
 `maed demo` streams `verts` into its file a chunk at a time as the body layer computes them,
@@ -47,7 +52,9 @@ from .errors import InputError
 SUMMARY = "summary.json"
 TRACKS_DIR = "tracks"
 ARRAY_KEYS = ("frame_ids", "bboxes", "crop_boxes", "pred_cam", "orig_cam", "cam_t", "pose",
-              "betas", "rotmat", "verts", "joints3d", "joints2d_img_coord")
+              "betas", "rotmat", "verts", "joints3d", "joints2d_img_coord",
+              "world_orient", "world_t", "contacts")
+_DTYPES = {"contacts": np.uint8}  # every other array is float32 (frame_ids int64)
 
 
 @dataclass
@@ -67,6 +74,9 @@ class TrackResult:
     verts: np.ndarray | None = None
     joints3d: np.ndarray | None = None
     joints2d_img_coord: np.ndarray | None = None
+    world_orient: np.ndarray | None = None
+    world_t: np.ndarray | None = None
+    contacts: np.ndarray | None = None
     focal: float | None = None
 
     def __len__(self) -> int:
@@ -131,13 +141,14 @@ class TrackArchive:
                 raise ValueError(f"{key}: {rows} rows written, {shape[0]} declared")
 
     def add_track(self, track: TrackResult) -> None:
-        """Every array of `track` (float32; frame_ids int64), its id and focal length."""
+        """Every array of `track` (float32; frame_ids int64, contacts uint8), its id and focal
+        length."""
         self.add("track_id", np.int64(track.track_id))
         self.add("frame_ids", np.asarray(track.frame_ids).astype(np.int64))
         for key in ARRAY_KEYS[1:]:
             value = getattr(track, key)
             if value is not None:
-                self.add(key, np.asarray(value).astype(np.float32, copy=False))
+                self.add(key, np.asarray(value).astype(_DTYPES.get(key, np.float32), copy=False))
         if track.focal is not None:
             self.add("focal", np.float64(track.focal))
 
@@ -269,7 +280,8 @@ def _clean(track_id: int, arrays: dict, source: str) -> TrackResult:
         if len(value) != n:
             raise InputError(f"{source}: track {track_id}: '{key}' has {len(value)} rows but "
                              f"there are {n} frame_ids")
-        kept[key] = value.astype(np.float32, copy=False)  # keeps a memory map mapped
+        # astype without a copy keeps a memory map mapped
+        kept[key] = value.astype(_DTYPES.get(key, np.float32), copy=False)
     if "pose" in kept and "rotmat" not in kept:
         import torch
 

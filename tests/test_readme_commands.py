@@ -218,6 +218,19 @@ RUN: dict[str, Case] = {
                                                   check=_check_demo("clip_maed")),
     "maed demo long.mp4 --interp 4": Case(needs=("long.mp4",),
                                           check=_check_demo("long_maed", interp=4)),
+    "maed demo pan.mp4 --camera moving": Case(needs=("pan.mp4",),
+                                              check=_check_demo("pan_maed")),
+    # photos
+    "maed demo photo.jpg --render": Case(
+        needs=("photo.jpg",), check=_check_files("photo_maed/overlay.jpg",
+                                                 "photo_maed/tracks/track_0002.npz")),
+    "maed demo shoot/ --render --side-view": Case(
+        needs=("shoot/",), check=_check_files("shoot_maed/summary.json", "shoot_maed/*/overlay.*")),
+    "maed demo 'shoot/**/*.png' picked.txt -o out/": Case(
+        needs=("shoot/", "picked.txt"), check=_check_files("out/summary.json",
+                                                           "out/*/tracks/*.npz")),
+    "maed demo frames/ --images sequence": Case(needs=("frames/",),
+                                                check=_check_demo("frames_maed")),
     # render
     "maed render results/": Case(needs=("results/",), check=_check_render("results/render.mp4",
                                                                           1)),
@@ -231,6 +244,8 @@ RUN: dict[str, Case] = {
     "maed export results/ --format glb,bvh": Case(
         needs=("results/",), check=_check_files("results/export/track_1.glb",
                                                 "results/export/track_2.bvh")),
+    "maed export results/ --format glb --frame camera": Case(
+        needs=("results/",), check=_check_files("results/export/track_1.glb")),
     "maed export results/ --format obj,csv -o out/ --smooth": Case(
         needs=("results/",), check=_check_files("out/obj/track_1/*.obj", "out/*.csv")),
     # batch
@@ -489,13 +504,15 @@ class Workspace:
         """Put the stand-in called `need` (a README name) into `folder`."""
         target = folder / need.rstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if need in ("examples/vtest.mp4", "long.mp4", "input.mp4"):
+        if need in ("examples/vtest.mp4", "long.mp4", "input.mp4", "pan.mp4"):
             target.symlink_to(self.video(need.replace("/", "_")))
         elif need == "clip.mov":
             target.symlink_to(self.video("clip.mp4"))
         elif need == "match.mp4":  # --start 10s --end 40s: a 45 s video at 2 fps
             target.symlink_to(self._once("videos/match.mp4",
                                          lambda p: write_video(p, 90, fps=2.0)))
+        elif need in ("photo.jpg", "shoot/", "picked.txt", "frames/"):
+            self.provide_images(need, folder)
         elif need == "boxes.json":
             target.symlink_to(self.boxes_json())
         elif need == "results/":
@@ -536,6 +553,42 @@ class Workspace:
                 assert run_line(SMOKE_TRAIN, RUN[SMOKE_TRAIN])[0] == 0
         else:
             raise AssertionError(f"no stand-in called {need!r}")
+
+
+def _frames_of(video: Path) -> list[np.ndarray]:
+    """The RGB frames of one of the stand-in videos."""
+    import imageio_ffmpeg
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    width, height = meta["size"]
+    return [np.frombuffer(raw, np.uint8).reshape(height, width, 3) for raw in reader]
+
+
+def _write_image(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _provide_images(self, need: str, folder: Path) -> None:
+    """Photos cut from the stand-in video: one photo, a shoot of unrelated photos (two sizes,
+    two formats), a list naming one of them, and the numbered frames of a video."""
+    import cv2
+    frames = _frames_of(self.video("clip.mp4"))
+    if need == "photo.jpg":
+        _write_image(folder / "photo.jpg", frames[0])
+    elif need == "shoot/":
+        _write_image(folder / "shoot/day1/a.png", frames[3])
+        _write_image(folder / "shoot/b.jpg", cv2.resize(frames[9], (200, 150)))
+    elif need == "picked.txt":
+        _write_image(folder / "picked/c.jpg", frames[12])
+        (folder / "picked.txt").write_text("picked/c.jpg\n")
+    else:
+        for k, frame in enumerate(frames):
+            _write_image(folder / f"frames/frame_{k + 1:04d}.png", frame)
+
+
+Workspace.provide_images = _provide_images
 
 
 def run_line(line: str, case: Case) -> tuple[int, str]:

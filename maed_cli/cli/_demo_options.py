@@ -71,12 +71,24 @@ CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the network first: on a GPU about 2.5x the frames/s of "
                       "the default (measured on an H200), after a compile of a minute or two; "
                       "no gain measured on CPU. The results are the same.")]
+WorldOpt = Annotated[bool, typer.Option(
+    "--world/--no-world", help="Place everyone in one world frame (y up, floor at y = 0, "
+                               "metres): the camera's rotation from the video, the floor, "
+                               "stabilised depth, foot contacts. Writes DIR/world.npz and "
+                               "world arrays per track; falls back to the camera frame with a "
+                               "warning saying why when the video gives no floor or is too "
+                               "short.")]
+CameraMotionOpt = Annotated[str, typer.Option(
+    "--camera", help="The camera's motion for --world: auto (static or panning/tilting, "
+                     "decided from the background), static, moving (rotation only; a walking "
+                     "camera gets a warning).")]
 
 
 def demo_options(*, start=None, end=None, fps=None, device="auto", dtype="auto",
                  batch_size=None, interp=1, crop_scale=1.35, min_track=25,
                  tracker="bytetrack", conf=0.5, min_size=40.0, detector_weights=None,
-                 boxes=None, focal=None, no_cache=False, compile=False, detect_size=640):
+                 boxes=None, focal=None, no_cache=False, compile=False, detect_size=640,
+                 world=True, camera="auto"):
     """DemoOptions from the shared command-line values (one place for the mapping)."""
     from ..pipeline import DemoOptions
     return DemoOptions(start=start, end=end, fps=fps, device=device, dtype=dtype,
@@ -84,4 +96,4 @@ def demo_options(*, start=None, end=None, fps=None, device="auto", dtype="auto",
                        min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
                        detector_weights=detector_weights, boxes=str(boxes) if boxes else None,
                        focal=focal, use_cache=not no_cache, compile=compile,
-                       detect_size=detect_size)
+                       detect_size=detect_size, world=world, camera=camera)

@@ -11,7 +11,7 @@ from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, Cr
                             DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt,
                             ExportOpt, FocalOpt, FpsOpt, InterpOpt, MinSizeOpt, MinTrackOpt,
                             NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt, TrackerOpt,
-                            demo_options)
+                            CameraMotionOpt, WorldOpt, demo_options)
 from .setup import NoDownloadOpt
 
 STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "missing": "yellow"}
@@ -52,6 +52,8 @@ def batch(
     min_track: MinTrackOpt = 25,
     crop_scale: CropScaleOpt = 1.35,
     focal: FocalOpt = None,
+    world: WorldOpt = True,
+    camera: CameraMotionOpt = "auto",
     checkpoint: CheckpointOpt = None,
     smpl: SmplOpt = None,
     no_cache: NoCacheOpt = False,
@@ -88,7 +90,7 @@ def batch(
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
                            detect_size=detect_size,
                            detector_weights=detector_weights, focal=focal, no_cache=no_cache,
-                           compile=compile_model)
+                           compile=compile_model, world=world, camera=camera)
     report, synced = _run(inputs, output, options, info, checkpoint, smpl, retry_failed, quiet,
                           render, export, download=not no_download)
     prefix = f"rank {info.rank}/{info.world_size}: " if info.world_size > 1 else ""

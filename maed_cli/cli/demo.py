@@ -10,7 +10,7 @@ from ._demo_options import (BatchSizeOpt, CheckpointOpt, CompileOpt, ConfOpt, Cr
                             DetectorWeightsOpt, DetectSizeOpt, DeviceOpt, DtypeOpt, EndOpt,
                             ExportOpt, FocalOpt, FpsOpt, ImagesOpt, InterpOpt, MinSizeOpt,
                             MinTrackOpt, NoCacheOpt, QuietOpt, RenderOpt, SmplOpt, StartOpt,
-                            TrackerOpt, demo_options)
+                            TrackerOpt, CameraMotionOpt, WorldOpt, demo_options)
 from .setup import NoDownloadOpt
 
 
@@ -49,6 +49,8 @@ def demo(
     min_track: MinTrackOpt = 25,
     crop_scale: CropScaleOpt = 1.35,
     focal: FocalOpt = None,
+    world: WorldOpt = True,
+    camera: CameraMotionOpt = "auto",
     checkpoint: CheckpointOpt = None,
     smpl: SmplOpt = None,
     no_cache: NoCacheOpt = False,
@@ -70,7 +72,8 @@ def demo(
                            min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
                            detect_size=detect_size,
                            detector_weights=detector_weights, boxes=boxes, focal=focal,
-                           no_cache=no_cache, compile=compile_model)
+                           no_cache=no_cache, compile=compile_model, world=world,
+                           camera=camera)
     from ..video.images import is_image_input
     if is_image_input(inputs):
         from ..photo_pipeline import run_images_command
@@ -88,5 +91,6 @@ def demo(
                                   console=console, err_console=err_console,
                                   side_view=side_view, download=not no_download)
     if not quiet:
+        frame = (report.summary.get("world") or {}).get("frame", "camera")
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
-                      f"{escape(str(report.output))}")
+                      f"{escape(str(report.output))} ({frame} frame)", soft_wrap=True)

@@ -18,8 +18,15 @@ def export(
                                              "or a VIBE/TCMR *_output.pkl."),
     formats: str = typer.Option(..., "--format", "-f",
                                 help="Comma-separated: obj, ply (a mesh per frame per person), "
-                                     "glb (animated skinned body per person), bvh (skeleton "
+                                     "glb (animated skinned body per person, and scene.glb "
+                                     "with everyone, the camera and a floor), bvh (skeleton "
                                      "animation per person), csv, json (joints per frame)."),
+    frame: str = typer.Option(None, "--frame",
+                              help="world: y up, floor at y = 0, everyone in one world that "
+                                   "stays put when the camera turns (the default when the "
+                                   "results have world.npz); camera: y-up camera frame, "
+                                   "people placed where the camera saw them (the default "
+                                   "otherwise)."),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="Folder to write into (default: RESULTS/export)."),
     video: Path = typer.Option(None, "--video", help="The input video (for a pkl: its size "
@@ -35,14 +42,19 @@ def export(
     smpl: Path = typer.Option(None, "--smpl", help="SMPL model file (glb/bvh need the body "
                                                    "model; default: the installed one)."),
 ) -> None:
-    """Export results: y-up meshes/animations placed as the camera saw them, joints in the
-    camera frame. Every file is written atomically."""
-    from ..export import export_results, parse_formats
+    """Export results: y-up meshes, animations and joints in the world frame (floor at
+    y = 0) when the results have one, else placed as the camera saw them. Every file is
+    written atomically."""
+    from ..export import export_results, parse_formats, parse_frame, resolve_frame
     from ..results import load_result_set
+    from ..world.frames import load_world
     wanted = parse_formats(formats)
+    parse_frame(frame)  # a bad value is refused before anything is read
     base = results_path if results_path.is_dir() else results_path.parent
     folder = output or base / "export"
     check_writable(folder, "folder", "--output", inside=True)
+    world = load_world(results_path) if results_path.is_dir() else None
+    frame = resolve_frame(frame, world)
     results = load_result_set(results_path, video=video)
     results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)
     body = load_body(smpl) if {"glb", "bvh"} & set(wanted) else None
@@ -50,7 +62,10 @@ def export(
     if body is None and {"obj", "ply"} & set(wanted):
         from ..render import load_faces
         faces = load_faces(smpl)
-    with console.status(f"exporting {', '.join(wanted)}"):
+    with console.status(f"exporting {', '.join(wanted)} ({frame} frame)"):
         files = export_results(results, folder, wanted, body=body, faces=faces,
-                               pose_correctives=pose_correctives)
-    console.print(f"[green]wrote[/] {len(files)} files under {escape(str(folder))}")
+                               pose_correctives=pose_correctives,
+                               world=world if frame == "world" else None)
+    console.print(f"[green]wrote[/] {len(files)} files under {escape(str(folder))} "
+                  f"({frame} frame{': y up, floor at y = 0' if frame == 'world' else ''})",
+                  soft_wrap=True)

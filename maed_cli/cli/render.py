@@ -76,6 +76,11 @@ def render(
                                                          "beside the first, same frames."),
     labels: str = typer.Option("MAED,other", "--labels",
                                help="Panel labels with --compare, 'LEFT,RIGHT'."),
+    world: bool = typer.Option(False, "--world",
+                               help="Add a panel with the world (results with world.npz): "
+                                    "the floor grid, every person, their trajectories and "
+                                    "foot contacts, the video's camera as a frustum, from a "
+                                    "fixed elevated 3/4 view."),
     smooth: bool = typer.Option(False, "--smooth", help=SMOOTH_HELP),
     min_cutoff: float = typer.Option(2.0, "--min-cutoff", help=MIN_CUTOFF_HELP),
     beta: float = typer.Option(1.0, "--beta", help=BETA_HELP),
@@ -108,6 +113,14 @@ def render(
             raise InputError(f"--output {output}: the overlay is an H.264 .mp4; give a name "
                              f"ending in .mp4")
         check_writable(output, "file", "--output")
+    world_frame = None
+    if world:
+        from ..world.frames import load_world
+        world_frame = load_world(results_path) if results_path.is_dir() else None
+        if world_frame is None:
+            raise InputError(f"--world: {results_path} has no world frame (no world.npz: the "
+                             f"demo ran with --no-world or fell back to the camera frame, or "
+                             f"these are VIBE results)")
     platform = require_platform()  # fail early, before any reading, when GL is missing
     results = load_result_set(results_path, video=video)
     results = smoothed(results, smooth, min_cutoff, beta, d_cutoff, smpl)
@@ -143,6 +156,7 @@ def render(
         render_video(results, output, faces=faces, video=video, side=side_view,
                      wireframe=wireframe, alpha=alpha, camera=camera, focal=focal,
                      compare=other, labels=(names[0], names[1]), antialias=antialias,
+                     world=world_frame,
                      progress=lambda done, total: progress.update(task, completed=done,
                                                                   total=total))
     console.print(f"[green]wrote[/] {escape(str(output))}")
