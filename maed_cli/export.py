@@ -1,4 +1,5 @@
-"""Exports of per-person results: meshes (obj/ply), animations (glb/bvh), joints (csv/json).
+"""Exports of per-person results: meshes (obj/ply), animations (glb/bvh), joints (csv/json),
+anatomical joint angles (angles: angles.csv and angles.json, see `body.angles`).
 
 Frames. MAED's body frame is the camera's: x right, y down, z forward. Meshes and
 animations are written in the usual 3D-tool frame — y up, z towards the viewer — by turning
@@ -33,7 +34,7 @@ from .atomic import atomic_dir, atomic_path
 from .errors import InputError
 from .results import ResultSet, TrackResult
 
-FORMATS = ("obj", "ply", "glb", "bvh", "csv", "json")
+FORMATS = ("obj", "ply", "glb", "bvh", "csv", "json", "angles")
 C = np.diag([1.0, -1.0, -1.0])  # camera/body frame (y down) <-> y-up frame; C = C^-1
 
 
@@ -376,6 +377,41 @@ def write_joint_tables(results: ResultSet, folder: Path, formats: list[str]) -> 
     return written
 
 
+def track_angles(track: TrackResult) -> tuple[np.ndarray, str]:
+    """(n, len(ANGLE_NAMES)) degrees for one track, and the frame its trunk lean is against."""
+    from .body.angles import angle_table
+    if track.rotmat is None:
+        raise InputError(f"track {track.track_id} has no joint rotations to measure angles from")
+    world_orient = getattr(track, "world_orient", None)  # the world layer's, when it ran
+    if world_orient is not None:
+        return angle_table(track.rotmat, global_orient=world_orient), "world"
+    return angle_table(track.rotmat), "camera"
+
+
+def write_angle_tables(results: ResultSet, folder: Path) -> list[Path]:
+    """angles.csv (one row per person and frame, one column per angle) and angles.json."""
+    from .body.angles import ANGLE_NAMES
+    tables = {tid: track_angles(track) for tid, track in results.tracks.items()}
+    csv_path, json_path = folder / "angles.csv", folder / "angles.json"
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["track_id", "frame", "time_s", *ANGLE_NAMES, "trunk_lean_up"])
+        for tid, (table, up) in tables.items():
+            for frame, row in zip(results.tracks[tid].frame_ids, table):
+                out.writerow([tid, int(frame), f"{frame / results.fps:.4f}",
+                              *(f"{v:.2f}" for v in row), up])
+    doc = {"fps": results.fps, "units": "degrees", "angle_names": list(ANGLE_NAMES),
+           "definition": "maed_cli/body/angles.py; README 'Joint angles'", "tracks": {
+               str(tid): {"frame_ids": results.tracks[tid].frame_ids.tolist(),
+                          "trunk_lean_up": up,
+                          "angles": {name: np.round(table[:, k].astype(float), 2).tolist()
+                                     for k, name in enumerate(ANGLE_NAMES)}}
+               for tid, (table, up) in tables.items()}}
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(doc))
+    return [csv_path, json_path]
+
+
 def export_results(results: ResultSet, folder: str | Path, formats: str | Iterable[str], *,
                    body=None, faces: np.ndarray | None = None, pose_correctives: bool = True
                    ) -> list[Path]:
@@ -413,6 +449,8 @@ def export_results(results: ResultSet, folder: str | Path, formats: str | Iterab
                 for stale in set(folder.glob(f"track_*.{ext}")) - set(written):
                     stale.unlink()
     written += write_joint_tables(results, folder, formats)
+    if "angles" in formats:
+        written += write_angle_tables(results, folder)
     return written
 
 

@@ -111,3 +111,26 @@ def test_trunk_lean_against_the_camera_up():
     lean = table[:, ANGLE_NAMES.index("trunk_lean")]
     np.testing.assert_allclose(lean, [0, 15], atol=1e-4)
     assert table.shape == (2, len(ANGLE_NAMES)) and table.dtype == np.float32
+
+
+def test_export_angles_csv_and_json(synthetic_body, tmp_path):
+    import csv
+    import json
+
+    from maed_cli.export import export_results
+    from maed_cli.results import ResultSet, TrackResult
+    rot = np.tile(np.eye(3), (3, 24, 1, 1))
+    rot[:, 0] = rx(180)
+    rot[:, 4] = [rx(0), rx(45), rx(90)]  # the left knee bends over three frames
+    track = TrackResult(track_id=2, frame_ids=np.array([5, 6, 7]), rotmat=rot.astype(np.float32))
+    files = export_results(ResultSet(tracks={2: track}, fps=10.0), tmp_path, "angles")
+    assert sorted(f.name for f in files) == ["angles.csv", "angles.json"]
+    rows = list(csv.DictReader(open(tmp_path / "angles.csv")))
+    assert [float(r["left_knee_flexion"]) for r in rows] == pytest.approx([0, 45, 90], abs=0.01)
+    assert [r["time_s"] for r in rows] == ["0.5000", "0.6000", "0.7000"]
+    assert rows[0]["trunk_lean_up"] == "camera" and float(rows[0]["trunk_lean"]) == 0
+    doc = json.loads((tmp_path / "angles.json").read_text())
+    entry = doc["tracks"]["2"]
+    assert entry["frame_ids"] == [5, 6, 7] and doc["units"] == "degrees"
+    assert entry["angles"]["left_knee_flexion"] == pytest.approx([0, 45, 90], abs=0.01)
+    assert set(entry["angles"]) == set(ANGLE_NAMES)

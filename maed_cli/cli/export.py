@@ -19,7 +19,9 @@ def export(
     formats: str = typer.Option(..., "--format", "-f",
                                 help="Comma-separated: obj, ply (a mesh per frame per person), "
                                      "glb (animated skinned body per person), bvh (skeleton "
-                                     "animation per person), csv, json (joints per frame)."),
+                                     "animation per person), csv, json (joints per frame), "
+                                     "angles (anatomical joint angles per frame, degrees: "
+                                     "angles.csv and angles.json)."),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="Folder to write into (default: RESULTS/export)."),
     video: Path = typer.Option(None, "--video", help="The input video (for a pkl: its size "
