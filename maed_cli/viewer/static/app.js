@@ -28,8 +28,16 @@ const A = meta.angle_names.length;
 
 // --- three.js scene -------------------------------------------------------------------------
 const canvas = $('scene');
-const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
-renderer.setPixelRatio(window.devicePixelRatio || 1);
+const params = new URLSearchParams(window.location.search);  // ?antialias=0|1 overrides
+function softwareGL() {  // a CPU rasteriser (SwiftShader, llvmpipe): multisampling costs most
+  const gl = document.createElement('canvas').getContext('webgl2');
+  const ext = gl && gl.getExtension('WEBGL_debug_renderer_info');
+  const name = ext ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : '';
+  return /swiftshader|llvmpipe|software/i.test(name);
+}
+const software = softwareGL();
+const antialias = params.has('antialias') ? params.get('antialias') !== '0' : !software;
+const renderer = new THREE.WebGLRenderer({ canvas, antialias });
 const scene = new THREE.Scene();
 scene.background = new THREE.Color(BACKGROUND);
 const focal = meta.focal || 1000, imageH = meta.height || 720, imageW = meta.width || 1280;
@@ -51,6 +59,21 @@ const index = new THREE.BufferAttribute(faces, 1);
 let cameraTable = null;   // world frame: per decoded frame id, rotation (9), position (3)
 if (meta.frame === 'world') cameraTable = new Float32Array(await fetchData('camera.bin'));
 
+const matcap = (() => {
+  const size = 128, c = document.createElement('canvas');
+  c.width = c.height = size;
+  const g = c.getContext('2d');
+  const light = g.createRadialGradient(size * 0.42, size * 0.36, size * 0.04, size / 2, size / 2, size / 2);
+  light.addColorStop(0, '#ffffff');
+  light.addColorStop(0.55, '#b8b8b8');
+  light.addColorStop(1, '#3a3a3a');
+  g.fillStyle = light;
+  g.fillRect(0, 0, size, size);
+  const texture = new THREE.CanvasTexture(c);
+  texture.colorSpace = THREE.SRGBColorSpace;
+  return texture;
+})();
+
 class Person {
   constructor(info) {
     Object.assign(this, info);
@@ -64,8 +87,9 @@ class Person {
     geometry.setIndex(index);
     this.geometry = geometry;
     const color = new THREE.Color().setRGB(...info.color, THREE.SRGBColorSpace);
-    this.mesh = new THREE.Mesh(geometry, new THREE.MeshStandardMaterial(
-      { color, roughness: 0.75, metalness: 0.0, side: THREE.DoubleSide }));
+    // a matcap (lit sphere image) shades like a headlight at one texture read per pixel:
+    // cheap enough for software WebGL
+    this.mesh = new THREE.Mesh(geometry, new THREE.MeshMatcapMaterial({ color, matcap }));
     this.mesh.frustumCulled = false;
     this.mesh.visible = false;
     scene.add(this.mesh);
@@ -221,7 +245,7 @@ function cameraView(frame = state.frame) {  // look from the input camera (level
 const state = { frame: meta.first_frame, playing: false, speed: 1, selected: people[0].id,
                 group: 'knee', overlays: true };
 let dirty = true, playClock = null, videoFrame = null, stalls = 0;
-const timing = { on: false, raf: [], poses: 0, stalls: 0 };
+const timing = { on: false, raf: [], poses: 0, stalls: 0, drawMs: [] };
 const video = $('video');
 let videoUsable = false;
 if (meta.video) {
@@ -314,7 +338,9 @@ function tick(now) {
   if (timing.on) timing.raf.push(now);
   if (state.playing) advance(now);
   if (dirty || state.frame !== lastShown || !draw.complete) {
+    const t0 = performance.now();
     draw.complete = draw();
+    if (timing.on) timing.drawMs.push(performance.now() - t0);
     if (draw.complete) {
       if (timing.on && state.frame !== lastShown) timing.poses++;
       lastShown = state.frame;
@@ -324,9 +350,13 @@ function tick(now) {
 }
 draw.complete = false;
 
+const SOFTWARE_PIXELS = 250000;  // a CPU rasteriser draws at most this many, scaled up
+
 function resize() {
   const w = canvas.clientWidth, h = canvas.clientHeight;
   if (!w || !h) return;
+  renderer.setPixelRatio(software ? Math.min(1, Math.sqrt(SOFTWARE_PIXELS / (w * h)))
+                                  : window.devicePixelRatio || 1);
   renderer.setSize(w, h, false);
   camera.aspect = w / h;
   camera.updateProjectionMatrix();
@@ -335,7 +365,16 @@ function resize() {
 }
 new ResizeObserver(resize).observe(canvas);
 
+const lastText = {};
+function throttle(key) {  // text updates relayout the page: at most 10 a second while playing
+  const now = performance.now();
+  if (state.playing && now - (lastText[key] || 0) < 100) return false;
+  lastText[key] = now;
+  return true;
+}
+
 function updateLabels() {
+  if (!throttle('labels')) return;
   const t = state.frame / FPS;
   $('framelabel').textContent = `frame ${state.frame} / ${meta.last_frame}   t = ${t.toFixed(3)} s`;
   const slider = $('slider');
@@ -449,11 +488,14 @@ function drawPlotMarker() {
   if (plot.width !== w || plot.height !== h) { plot.width = w; plot.height = h; plotCache = null; }
   if (!plotCache) plotCache = renderPlot();
   const g = plot.getContext('2d');
-  g.drawImage(plotCache.img, 0, 0);
+  if (!plotCache.drawn) { g.drawImage(plotCache.img, 0, 0); plotCache.drawn = true; }
   const { p, xOf, cols } = plotCache;
+  const marker = $('plotmarker');
+  marker.hidden = !p || !xOf;
   if (!p || !xOf) return;
-  g.strokeStyle = '#fff'; g.beginPath();
-  g.moveTo(xOf(state.frame), 0); g.lineTo(xOf(state.frame), h); g.stroke();
+  marker.style.height = `${h}px`;
+  marker.style.transform = `translateX(${xOf(state.frame).toFixed(1)}px)`;
+  if (!throttle('legend')) return;
   const row = p.row(state.frame);
   const items = $('plotlegend').children;
   cols.forEach(([name, k], c) => {
@@ -524,8 +566,12 @@ window.maedViewer = {
   play() { setPlaying(true); },
   pause() { setPlaying(false); },
   setSpeed,
-  startTiming() { Object.assign(timing, { on: true, raf: [], poses: 0, stalls: 0 }); },
-  stopTiming() { timing.on = false; return { raf: timing.raf.slice(), poses: timing.poses, stalls: timing.stalls }; },
+  startTiming() { Object.assign(timing, { on: true, raf: [], poses: 0, stalls: 0, drawMs: [] }); },
+  stopTiming() {
+    timing.on = false;
+    return { raf: timing.raf.slice(), poses: timing.poses, stalls: timing.stalls,
+             drawMs: timing.drawMs.slice() };
+  },
   info() {
     const rect = canvas.getBoundingClientRect();
     return { frame: state.frame, playing: state.playing, frameOfReference: meta.frame,
