@@ -116,7 +116,17 @@ def test_cli_out_writes_a_static_folder(scenes, capsys, tmp_path):
                  "vendor/three/OrbitControls.js", "vendor/three/LICENSE", "data/meta.json",
                  "data/faces.bin", "data/camera.bin", "data/tracks/2/chunk_0.bin"):
         assert (out / name).is_file(), name
+    again = main(["view", str(scenes["root"] / "world"), "--out", str(out), "--smpl",
+                  str(scenes["smpl"])])
+    assert again == 0  # an earlier page is replaced
     assert main(["view", str(scenes["root"] / "world"), "--port", "70000"]) == 2
+    assert main(["view", str(scenes["root"] / "world"), "--out", str(scenes["root"]),
+                 "--smpl", str(scenes["smpl"])]) == 2  # would replace the results
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["view", str(scenes["root"] / "world"), "--out", str(tmp_path / "other"),
+                 "--smpl", str(scenes["smpl"])]) == 2
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
 # --- in the browser ---------------------------------------------------------------------------

@@ -11,6 +11,19 @@ from ..errors import InputError
 from ._app import app, console
 
 
+def check_out_folder(out: Path, results_path: Path) -> None:
+    """--out is replaced as a whole: only a new folder, an empty one or an earlier page."""
+    check_writable(out, "folder", "--out")
+    out_r, results_r = out.expanduser().resolve(), results_path.expanduser().resolve()
+    if out_r == results_r or out_r in results_r.parents:
+        raise InputError(f"--out {out}: would replace the results themselves; choose another "
+                         f"folder")
+    if out_r.is_dir() and any(out_r.iterdir()) and not (
+            (out_r / "index.html").is_file() and (out_r / "data" / "meta.json").is_file()):
+        raise InputError(f"--out {out}: exists and is not an earlier `maed view` page; it would "
+                         f"be replaced as a whole, so choose a new or empty folder")
+
+
 @app.command("view")
 def view(
     results_path: Path = typer.Argument(..., metavar="RESULTS",
@@ -37,7 +50,7 @@ def view(
     if not 0 <= port <= 65535:
         raise InputError(f"--port {port}: must be 0..65535")
     if out is not None:
-        check_writable(out, "folder", "--out", inside=True)
+        check_out_folder(out, results_path)
     with console.status("reading results"):
         data = ViewerData(results_path, faces=load_faces(smpl), video=video)
     if out is not None:
