@@ -1,4 +1,5 @@
-"""Exports of per-person results: meshes (obj/ply), animations (glb/bvh), joints (csv/json).
+"""Exports of per-person results: meshes (obj/ply), animations (glb/bvh), joints (csv/json),
+anatomical joint angles (angles: angles.csv and angles.json, see `body.angles`).
 
 Frames (`--frame`). "world" (the default when the results have one, see maed_cli.world):
 y up, metres, the floor at y = 0, everyone in one world coordinate system that stays put when
@@ -34,7 +35,7 @@ from .errors import InputError
 from .gltf import write_glb, write_scene_glb
 from .results import ResultSet, TrackResult
 
-FORMATS = ("obj", "ply", "glb", "bvh", "csv", "json")
+FORMATS = ("obj", "ply", "glb", "bvh", "csv", "json", "angles")
 FRAMES = ("world", "camera")
 SCENE_GLB = "scene.glb"
 C = np.diag([1.0, -1.0, -1.0])  # camera/body frame (y down) <-> y-up frame; C = C^-1
@@ -338,6 +339,41 @@ def _scene_camera(results: ResultSet, world) -> dict | None:
             "focal": float(focal), "image_size": (int(results.width), int(results.height))}
 
 
+def track_angles(track: TrackResult) -> tuple[np.ndarray, str]:
+    """(n, len(ANGLE_NAMES)) degrees for one track, and the frame its trunk lean is against."""
+    from .body.angles import angle_table
+    if track.rotmat is None:
+        raise InputError(f"track {track.track_id} has no joint rotations to measure angles from")
+    world_orient = getattr(track, "world_orient", None)  # the world layer's, when it ran
+    if world_orient is not None:
+        return angle_table(track.rotmat, global_orient=world_orient), "world"
+    return angle_table(track.rotmat), "camera"
+
+
+def write_angle_tables(results: ResultSet, folder: Path) -> list[Path]:
+    """angles.csv (one row per person and frame, one column per angle) and angles.json."""
+    from .body.angles import ANGLE_NAMES
+    tables = {tid: track_angles(track) for tid, track in results.tracks.items()}
+    csv_path, json_path = folder / "angles.csv", folder / "angles.json"
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["track_id", "frame", "time_s", *ANGLE_NAMES, "trunk_lean_up"])
+        for tid, (table, up) in tables.items():
+            for frame, row in zip(results.tracks[tid].frame_ids, table):
+                out.writerow([tid, int(frame), f"{frame / results.fps:.4f}",
+                              *(f"{v:.2f}" for v in row), up])
+    doc = {"fps": results.fps, "units": "degrees", "angle_names": list(ANGLE_NAMES),
+           "definition": "maed_cli/body/angles.py; README 'Joint angles'", "tracks": {
+               str(tid): {"frame_ids": results.tracks[tid].frame_ids.tolist(),
+                          "trunk_lean_up": up,
+                          "angles": {name: np.round(table[:, k].astype(float), 2).tolist()
+                                     for k, name in enumerate(ANGLE_NAMES)}}
+               for tid, (table, up) in tables.items()}}
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(doc))
+    return [csv_path, json_path]
+
+
 def export_results(results: ResultSet, folder: str | Path, formats: str | Iterable[str], *,
                    body=None, faces: np.ndarray | None = None, pose_correctives: bool = True,
                    world=None) -> list[Path]:
@@ -384,6 +420,8 @@ def export_results(results: ResultSet, folder: str | Path, formats: str | Iterab
                 for stale in set(folder.glob(f"track_*.{ext}")) - set(written):
                     stale.unlink()
     written += write_joint_tables(results, folder, formats, world)
+    if "angles" in formats:
+        written += write_angle_tables(results, folder)
     return written
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages maed needs at run time: OpenGL/EGL/OSMesa for headless rendering,
-# libGL/glib for OpenCV. Installs only what is missing; needs root or sudo.
+# libGL/glib for OpenCV; Chromium (and its WebDriver) for `maed view`'s browser tests.
+# Installs only what is missing; needs root or sudo.
 set -euo pipefail
-PACKAGES=(libgl1 libglib2.0-0 libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libgles2)
+PACKAGES=(libgl1 libglib2.0-0 libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libgles2
+          chromium chromium-driver)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -231,6 +231,8 @@ RUN: dict[str, Case] = {
                                                            "out/*/tracks/*.npz")),
     "maed demo frames/ --images sequence": Case(needs=("frames/",),
                                                 check=_check_demo("frames_maed")),
+    "maed view results/ --out page/": Case(needs=("results/",),
+                                           check=_check_files("page/index.html")),
     # render
     "maed render results/": Case(needs=("results/",), check=_check_render("results/render.mp4",
                                                                           1)),
@@ -294,6 +296,10 @@ RUN: dict[str, Case] = {
 }
 
 SKIPPED: dict[str, str] = {
+    "maed view results/": "serves the page until Ctrl-C (tests/test_viewer.py drives the "
+                          "server and the page in headless Chromium)",
+    "python -m http.server -d page/": "Python's own web server, serving until Ctrl-C",
+    "maed view results/ --port 0": "serves the page until Ctrl-C (tests/test_viewer.py)",
     "make demo": "creates .venv with pip (network) and needs the official checkpoint",
     "make test": "creates .venv with pip (network) and runs the whole suite",
     "python3 -m venv .venv && . .venv/bin/activate": "sets up a virtual environment (the "

@@ -12,7 +12,7 @@ from ._app import app, err_console
 
 # Each module registers its subcommand(s) on `app` when imported.
 from . import (batch, demo, doctor, evaluate, export, profile, render, setup,  # noqa: E402,F401
-               train)
+               train, view)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

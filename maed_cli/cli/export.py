@@ -20,7 +20,9 @@ def export(
                                 help="Comma-separated: obj, ply (a mesh per frame per person), "
                                      "glb (animated skinned body per person, and scene.glb "
                                      "with everyone, the camera and a floor), bvh (skeleton "
-                                     "animation per person), csv, json (joints per frame)."),
+                                     "animation per person), csv, json (joints per frame), "
+                                     "angles (anatomical joint angles per frame, degrees: "
+                                     "angles.csv and angles.json)."),
     frame: str = typer.Option(None, "--frame",
                               help="world: y up, floor at y = 0, everyone in one world that "
                                    "stays put when the camera turns (the default when the "

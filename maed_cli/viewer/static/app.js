@@ -1,0 +1,583 @@
+// maed view: the input video beside a three.js scene of every person, one timeline for both,
+// and the selected person's joint angles. Data layout: maed_cli/viewer/data.py.
+import * as THREE from 'three';
+import { OrbitControls } from './vendor/three/OrbitControls.js';
+
+const $ = (id) => document.getElementById(id);
+const BACKGROUND = 0x0e0f12;
+const KEEP_CHUNKS = 8;            // chunks kept per person around the current one
+const PLOT_COLORS = ['#4cc9f0', '#f72585', '#b8f35a', '#ffb703', '#c77dff', '#ff7b54'];
+
+async function fetchData(name) {
+  const response = await fetch('data/' + name);
+  if (!response.ok) throw new Error(`data/${name}: HTTP ${response.status}`);
+  return response.arrayBuffer();
+}
+
+// float16 -> float32, one table lookup per value
+const HALF = new Float32Array(65536);
+for (let h = 0; h < 65536; h++) {
+  const sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  HALF[h] = e === 0 ? sign * m * 2 ** -24
+    : e === 31 ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+const meta = await (await fetch('data/meta.json')).json();
+const V = meta.vertices, K = meta.chunk_rows, FPS = meta.fps;
+const A = meta.angle_names.length;
+
+// --- three.js scene -------------------------------------------------------------------------
+const canvas = $('scene');
+const params = new URLSearchParams(window.location.search);  // ?antialias=0|1 overrides
+function softwareGL() {  // a CPU rasteriser (SwiftShader, llvmpipe): multisampling costs most
+  const gl = document.createElement('canvas').getContext('webgl2');
+  const ext = gl && gl.getExtension('WEBGL_debug_renderer_info');
+  const name = ext ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : '';
+  return /swiftshader|llvmpipe|software/i.test(name);
+}
+const software = softwareGL();
+const antialias = params.has('antialias') ? params.get('antialias') !== '0' : !software;
+const renderer = new THREE.WebGLRenderer({ canvas, antialias });
+const scene = new THREE.Scene();
+scene.background = new THREE.Color(BACKGROUND);
+const focal = meta.focal || 1000, imageH = meta.height || 720, imageW = meta.width || 1280;
+const camera = new THREE.PerspectiveCamera(2 * Math.atan(imageH / 2 / focal) * 180 / Math.PI,
+                                           1, 0.05, 500);
+scene.add(new THREE.HemisphereLight(0xffffff, 0x445566, 1.6));
+const headlight = new THREE.DirectionalLight(0xffffff, 1.8);
+headlight.position.set(0.3, 0.6, 1);
+camera.add(headlight);
+scene.add(camera);
+const controls = new OrbitControls(camera, canvas);
+controls.enableDamping = false;
+controls.addEventListener('change', () => { dirty = true; });
+
+const faceBuffer = await fetchData('faces.bin');
+const faces = meta.vertices < 65536 ? new Uint16Array(faceBuffer) : new Uint32Array(faceBuffer);
+const index = new THREE.BufferAttribute(faces, 1);
+
+let cameraTable = null;   // world frame: per decoded frame id, rotation (9), position (3)
+if (meta.frame === 'world') cameraTable = new Float32Array(await fetchData('camera.bin'));
+
+const matcap = (() => {
+  const size = 128, c = document.createElement('canvas');
+  c.width = c.height = size;
+  const g = c.getContext('2d');
+  const light = g.createRadialGradient(size * 0.42, size * 0.36, size * 0.04, size / 2, size / 2, size / 2);
+  light.addColorStop(0, '#ffffff');
+  light.addColorStop(0.55, '#b8b8b8');
+  light.addColorStop(1, '#3a3a3a');
+  g.fillStyle = light;
+  g.fillRect(0, 0, size, size);
+  const texture = new THREE.CanvasTexture(c);
+  texture.colorSpace = THREE.SRGBColorSpace;
+  return texture;
+})();
+
+class Person {
+  constructor(info) {
+    Object.assign(this, info);
+    this.visible = true;
+    this.chunks = new Map();
+    this.shownFrame = null;
+    const geometry = new THREE.BufferGeometry();
+    this.position = new THREE.BufferAttribute(new Float32Array(V * 3), 3);
+    this.position.setUsage(THREE.DynamicDrawUsage);
+    geometry.setAttribute('position', this.position);
+    geometry.setIndex(index);
+    this.geometry = geometry;
+    const color = new THREE.Color().setRGB(...info.color, THREE.SRGBColorSpace);
+    // a matcap (lit sphere image) shades like a headlight at one texture read per pixel:
+    // cheap enough for software WebGL
+    this.mesh = new THREE.Mesh(geometry, new THREE.MeshMatcapMaterial({ color, matcap }));
+    this.mesh.frustumCulled = false;
+    this.mesh.visible = false;
+    scene.add(this.mesh);
+    this.css = '#' + color.getHexString(THREE.SRGBColorSpace);
+  }
+
+  async load() {
+    const [frames, path, angles] = await Promise.all([
+      fetchData(`tracks/${this.id}/frames.bin`), fetchData(`tracks/${this.id}/path.bin`),
+      fetchData(`tracks/${this.id}/angles.bin`)]);
+    this.frames = new Int32Array(frames);
+    this.path = new Float32Array(path);
+    this.angleTable = angles.byteLength ? new Float32Array(angles) : null;
+    const line = new THREE.BufferGeometry();
+    line.setAttribute('position', new THREE.BufferAttribute(this.path, 3));
+    this.trajectory = new THREE.Line(line, new THREE.LineBasicMaterial(
+      { color: this.mesh.material.color, transparent: true, opacity: 0.6 }));
+    overlays.add(this.trajectory);
+  }
+
+  row(frame) {  // the row of source frame `frame`, or -1
+    const f = this.frames;
+    let lo = 0, hi = f.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (f[mid] === frame) return mid;
+      if (f[mid] < frame) lo = mid + 1; else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  chunk(c) {
+    let entry = this.chunks.get(c);
+    if (!entry) {
+      entry = { data: null };
+      entry.promise = fetchData(`tracks/${this.id}/chunk_${c}.bin`).then((buffer) => {
+        const head = new Int32Array(buffer, 0, 2), k = head[1];
+        entry.data = { first: head[0], centre: new Float32Array(buffer, 8, k * 3),
+                       offsets: new Uint16Array(buffer, 8 + k * 12, k * V * 3) };
+      });
+      this.chunks.set(c, entry);
+    }
+    return entry;
+  }
+
+  ensure(frame, ahead = 1) {  // start loading what `frame` and the next chunks need
+    const row = this.row(frame);
+    if (row < 0) return Promise.resolve();
+    const c = Math.floor(row / K);
+    for (let i = 1; i <= ahead && c + i < this.chunks_count(); i++) this.chunk(c + i);
+    for (const key of [...this.chunks.keys()]) {
+      if (key < c - 1 || key > c + Math.max(ahead, KEEP_CHUNKS)) this.chunks.delete(key);
+    }
+    return this.chunk(c).promise;
+  }
+
+  chunks_count() { return this.chunks_total; }
+
+  apply(frame) {  // show `frame`'s pose; false when its chunk is not loaded yet
+    const row = this.row(frame);
+    if (row < 0) { this.mesh.visible = false; this.shownFrame = frame; return true; }
+    const entry = this.chunks.get(Math.floor(row / K));
+    if (!entry || !entry.data) return false;
+    if (this.shownFrame !== frame) {
+      const { first, centre, offsets } = entry.data, i = row - first;
+      const cx = centre[3 * i], cy = centre[3 * i + 1], cz = centre[3 * i + 2];
+      const pos = this.position.array, base = i * V * 3;
+      for (let v = 0; v < V * 3; v += 3) {
+        pos[v] = HALF[offsets[base + v]] + cx;
+        pos[v + 1] = HALF[offsets[base + v + 1]] + cy;
+        pos[v + 2] = HALF[offsets[base + v + 2]] + cz;
+      }
+      this.position.needsUpdate = true;
+      this.geometry.computeVertexNormals();
+      this.shownFrame = frame;
+    }
+    this.mesh.visible = this.visible;
+    return true;
+  }
+}
+
+const overlays = new THREE.Group();
+scene.add(overlays);
+const people = meta.tracks.map((t) => new Person({ ...t, chunks_total: t.chunks }));
+await Promise.all(people.map((p) => p.load()));
+
+// floor grid (world) and the input camera's frustum
+const allPath = people.flatMap((p) => Array.from(p.path));
+const centre = [0, 1, 2].map((k) => {
+  let s = 0, n = 0;
+  for (let i = k; i < allPath.length; i += 3) { s += allPath[i]; n++; }
+  return n ? s / n : 0;
+});
+if (meta.frame === 'world') {
+  let extent = 4;
+  for (let i = 0; i < allPath.length; i += 3) {
+    extent = Math.max(extent, Math.abs(allPath[i] - centre[0]) * 2 + 2,
+                      Math.abs(allPath[i + 2] - centre[2]) * 2 + 2);
+  }
+  const size = Math.ceil(extent);
+  const grid = new THREE.GridHelper(size, size, 0x5a6070, 0x30343d);
+  grid.position.set(centre[0], 0, centre[2]);
+  overlays.add(grid);
+}
+const frustum = (() => {
+  const d = 0.4, w = imageW / 2 / focal * d, h = imageH / 2 / focal * d;
+  const c = [[-w, h, -d], [w, h, -d], [w, -h, -d], [-w, -h, -d]];  // three.js camera axes
+  const pts = [];
+  for (let i = 0; i < 4; i++) pts.push(0, 0, 0, ...c[i], ...c[i], ...c[(i + 1) % 4]);
+  const g = new THREE.BufferGeometry();
+  g.setAttribute('position', new THREE.BufferAttribute(new Float32Array(pts), 3));
+  const lines = new THREE.LineSegments(g, new THREE.LineBasicMaterial({ color: 0xd0d4dc }));
+  lines.matrixAutoUpdate = false;
+  overlays.add(lines);
+  return lines;
+})();
+
+function cameraPose(frame) {  // [rotation (9, row-major), position (3)] of the input camera
+  if (!cameraTable) return [[1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]];
+  const n = cameraTable.length / 13;
+  let best = 0;
+  let lo = 0, hi = n - 1;
+  while (lo <= hi) {  // nearest decoded frame
+    const mid = (lo + hi) >> 1;
+    if (cameraTable[13 * mid] <= frame) { best = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  if (best + 1 < n && Math.abs(cameraTable[13 * (best + 1)] - frame)
+      < Math.abs(cameraTable[13 * best] - frame)) best += 1;
+  const r = Array.from(cameraTable.subarray(13 * best + 1, 13 * best + 10));
+  return [r, Array.from(cameraTable.subarray(13 * best + 10, 13 * best + 13))];
+}
+
+function placeFrustum(frame) {
+  const [r, t] = cameraPose(frame);
+  frustum.matrix.set(r[0], r[1], r[2], t[0], r[3], r[4], r[5], t[1], r[6], r[7], r[8], t[2],
+                     0, 0, 0, 1);
+  frustum.matrixWorldNeedsUpdate = true;
+}
+
+function cameraView(frame = state.frame) {  // look from the input camera (level, no roll)
+  const [r, t] = cameraPose(frame);
+  const forward = new THREE.Vector3(-r[2], -r[5], -r[8]);
+  const position = new THREE.Vector3(...t);
+  const toPeople = new THREE.Vector3(...centre).sub(position).dot(forward);
+  camera.up.set(0, 1, 0);
+  camera.position.copy(position);
+  controls.target.copy(position).addScaledVector(forward, Math.max(toPeople, 1));
+  controls.update();
+  dirty = true;
+}
+
+// --- state, timeline, video -----------------------------------------------------------------
+const state = { frame: meta.first_frame, playing: false, speed: 1, selected: people[0].id,
+                group: 'knee', overlays: true };
+let dirty = true, playClock = null, videoFrame = null, stalls = 0;
+const timing = { on: false, raf: [], poses: 0, stalls: 0, drawMs: [] };
+const video = $('video');
+let videoUsable = false;
+if (meta.video) {
+  video.src = meta.video;
+  video.addEventListener('loadeddata', () => { videoUsable = true; seekVideo(state.frame); });
+  video.addEventListener('error', () => {
+    videoUsable = false;
+    $('videonote').textContent = 'this browser cannot play the input video (its codec?); ' +
+      'the 3D view works without it';
+    console.warn('maed view: the input video cannot be played here');
+  });
+  if ('requestVideoFrameCallback' in video) {
+    const onFrame = (now, md) => {
+      videoFrame = Math.round(md.mediaTime * FPS);
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+} else {
+  $('videopane').classList.add('none');
+}
+$('source').textContent = `${meta.source} · ${meta.frame} frame · ${FPS} fps`;
+
+function seekVideo(frame) {
+  // the middle of frame k's display interval [k/fps, (k+1)/fps): no rounding to k-1
+  if (videoUsable) video.currentTime = (frame + 0.5) / FPS;
+}
+
+function clampFrame(f) { return Math.max(meta.first_frame, Math.min(meta.last_frame, f)); }
+
+function seek(frame) {
+  state.frame = clampFrame(Math.round(frame));
+  if (state.playing) startClock(); else seekVideo(state.frame);
+  for (const p of people) p.ensure(state.frame);
+  dirty = true;
+}
+
+function startClock() {
+  playClock = { t0: performance.now(), f0: state.frame };
+  if (videoUsable) {
+    video.playbackRate = state.speed;
+    seekVideo(state.frame);
+    video.play().catch(() => { videoUsable = false; });
+  }
+}
+
+function setPlaying(on) {
+  if (on && state.frame >= meta.last_frame) state.frame = meta.first_frame;
+  state.playing = on;
+  $('play').innerHTML = on ? '&#10074;&#10074;' : '&#9654;';
+  if (on) startClock(); else { playClock = null; if (videoUsable) video.pause(); seekVideo(state.frame); }
+}
+
+function setSpeed(speed) {
+  state.speed = speed;
+  $('speed').value = String(speed);
+  if (state.playing) startClock();
+}
+
+function advance(now) {
+  let frame;
+  if (videoUsable && !video.paused && videoFrame !== null) frame = videoFrame;
+  else if (videoUsable && !video.paused) frame = Math.floor(video.currentTime * FPS);
+  else frame = playClock.f0 + Math.floor((now - playClock.t0) / 1000 * FPS * state.speed);
+  if (frame >= meta.last_frame) { state.frame = meta.last_frame; setPlaying(false); }
+  else state.frame = Math.max(meta.first_frame, frame);
+}
+
+function visiblePeople() { return people.filter((p) => p.visible); }
+
+function draw() {
+  let complete = true;
+  for (const p of people) {
+    p.ensure(state.frame, state.playing ? 2 : 1);
+    if (!p.apply(state.frame)) complete = false;
+    if (!p.visible) p.mesh.visible = false;
+  }
+  placeFrustum(state.frame);
+  overlays.visible = state.overlays;
+  renderer.render(scene, camera);
+  updateLabels();
+  drawPlotMarker();
+  $('status').textContent = complete ? '' : 'loading…';
+  return complete;
+}
+
+let lastShown = null;
+function tick(now) {
+  requestAnimationFrame(tick);
+  if (timing.on) timing.raf.push(now);
+  if (state.playing) advance(now);
+  if (dirty || state.frame !== lastShown || !draw.complete) {
+    const t0 = performance.now();
+    draw.complete = draw();
+    if (timing.on) timing.drawMs.push(performance.now() - t0);
+    if (draw.complete) {
+      if (timing.on && state.frame !== lastShown) timing.poses++;
+      lastShown = state.frame;
+      dirty = false;
+    } else if (timing.on) timing.stalls++;
+  }
+}
+draw.complete = false;
+
+const SOFTWARE_PIXELS = 250000;  // a CPU rasteriser draws at most this many, scaled up
+
+function resize() {
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (!w || !h) return;
+  renderer.setPixelRatio(software ? Math.min(1, Math.sqrt(SOFTWARE_PIXELS / (w * h)))
+                                  : window.devicePixelRatio || 1);
+  renderer.setSize(w, h, false);
+  camera.aspect = w / h;
+  camera.updateProjectionMatrix();
+  dirty = true;
+  plotCache = null;
+}
+new ResizeObserver(resize).observe(canvas);
+
+const lastText = {};
+function throttle(key) {  // text updates relayout the page: at most 10 a second while playing
+  const now = performance.now();
+  if (state.playing && now - (lastText[key] || 0) < 100) return false;
+  lastText[key] = now;
+  return true;
+}
+
+function updateLabels() {
+  if (!throttle('labels')) return;
+  const t = state.frame / FPS;
+  $('framelabel').textContent = `frame ${state.frame} / ${meta.last_frame}   t = ${t.toFixed(3)} s`;
+  const slider = $('slider');
+  if (Number(slider.value) !== state.frame) slider.value = String(state.frame);
+}
+
+// --- people list ------------------------------------------------------------------------------
+function buildPeople() {
+  const box = $('people');
+  box.textContent = '';
+  people.forEach((p, i) => {
+    const row = document.createElement('div');
+    row.className = 'person' + (p.id === state.selected ? ' selected' : '');
+    row.title = `frames ${p.first_frame}–${p.last_frame}; key ${i + 1} shows/hides, shift+${i + 1} selects`;
+    const box_ = document.createElement('input');
+    box_.type = 'checkbox';
+    box_.checked = p.visible;
+    box_.addEventListener('click', (e) => { e.stopPropagation(); setVisible(p.id, box_.checked); });
+    const swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    swatch.style.background = p.css;
+    const label = document.createElement('span');
+    label.textContent = `person ${p.id}`;
+    row.append(box_, swatch, label);
+    row.addEventListener('click', () => select(p.id));
+    box.append(row);
+  });
+}
+
+function setVisible(id, on) {
+  const p = people.find((q) => q.id === id);
+  if (!p) return;
+  p.visible = on;
+  buildPeople();
+  dirty = true;
+}
+
+function select(id) {
+  state.selected = id;
+  buildPeople();
+  plotCache = null;
+  dirty = true;
+}
+
+// --- angle plot -------------------------------------------------------------------------------
+const GROUPS = [['knee', 'knees'], ['hip', 'hips'], ['shoulder', 'shoulders'],
+                ['elbow', 'elbows'], ['spine', 'spine'], ['neck', 'neck'], ['trunk', 'trunk lean']];
+for (const [key, label] of GROUPS) {
+  const option = document.createElement('option');
+  option.value = key;
+  option.textContent = label;
+  $('anglegroup').append(option);
+}
+$('anglegroup').addEventListener('change', (e) => { state.group = e.target.value; plotCache = null; dirty = true; });
+let plotCache = null;
+const plot = $('plot');
+
+function plotColumns() {
+  return meta.angle_names.map((name, k) => [name, k]).filter(([name]) =>
+    state.group === 'trunk' ? name === 'trunk_lean'
+      : name.startsWith(state.group + '_') || name.includes('_' + state.group + '_'));
+}
+
+function renderPlot() {
+  const p = people.find((q) => q.id === state.selected);
+  const w = plot.clientWidth, h = plot.clientHeight;
+  const img = document.createElement('canvas');
+  img.width = w; img.height = h;
+  const g = img.getContext('2d');
+  g.fillStyle = '#121418'; g.fillRect(0, 0, w, h);
+  const legend = $('plotlegend');
+  legend.textContent = '';
+  if (!p || !p.angleTable || !w || !h) return { img, p };
+  const cols = plotColumns(), n = p.frames.length;
+  let lo = Infinity, hi = -Infinity;
+  for (const [, k] of cols) for (let i = 0; i < n; i++) {
+    const v = p.angleTable[i * A + k];
+    if (v < lo) lo = v; if (v > hi) hi = v;
+  }
+  if (!(hi > lo)) { lo -= 1; hi += 1; }
+  const pad = 0.08 * (hi - lo); lo -= pad; hi += pad;
+  const x0 = 40, f0 = p.first_frame, f1 = Math.max(p.last_frame, f0 + 1);
+  const xOf = (f) => x0 + (f - f0) / (f1 - f0) * (w - x0 - 4);
+  const yOf = (v) => h - 4 - (v - lo) / (hi - lo) * (h - 8);
+  g.strokeStyle = '#2c3039'; g.fillStyle = '#889'; g.font = '10px sans-serif';
+  for (const v of [lo + pad, (lo + hi) / 2, hi - pad]) {
+    g.beginPath(); g.moveTo(x0, yOf(v)); g.lineTo(w, yOf(v)); g.stroke();
+    g.fillText(`${v.toFixed(0)}°`, 2, yOf(v) + 3);
+  }
+  const step = Math.max(1, Math.floor(n / (w - x0)));  // about one sample per pixel column
+  cols.forEach(([name, k], c) => {
+    g.strokeStyle = PLOT_COLORS[c % PLOT_COLORS.length];
+    g.beginPath();
+    for (let i = 0; i < n; i += step) {
+      const x = xOf(p.frames[i]), y = yOf(p.angleTable[i * A + k]);
+      if (i === 0 || p.frames[i] - p.frames[i - step] > step) g.moveTo(x, y); else g.lineTo(x, y);
+    }
+    g.stroke();
+    const item = document.createElement('span');
+    item.style.color = g.strokeStyle;
+    item.textContent = name.replaceAll('_', ' ');
+    item.dataset.column = String(k);
+    legend.append(item);
+  });
+  return { img, p, xOf, cols };
+}
+
+function drawPlotMarker() {
+  const w = plot.clientWidth, h = plot.clientHeight;
+  if (!w || !h) return;
+  if (plot.width !== w || plot.height !== h) { plot.width = w; plot.height = h; plotCache = null; }
+  if (!plotCache) plotCache = renderPlot();
+  const g = plot.getContext('2d');
+  if (!plotCache.drawn) { g.drawImage(plotCache.img, 0, 0); plotCache.drawn = true; }
+  const { p, xOf, cols } = plotCache;
+  const marker = $('plotmarker');
+  marker.hidden = !p || !xOf;
+  if (!p || !xOf) return;
+  marker.style.height = `${h}px`;
+  marker.style.transform = `translateX(${xOf(state.frame).toFixed(1)}px)`;
+  if (!throttle('legend')) return;
+  const row = p.row(state.frame);
+  const items = $('plotlegend').children;
+  cols.forEach(([name, k], c) => {
+    const value = row >= 0 ? `${p.angleTable[row * A + k].toFixed(1)}°` : '–';
+    if (items[c]) items[c].textContent = `${name.replaceAll('_', ' ')} ${value}`;
+  });
+}
+
+plot.addEventListener('click', (e) => {
+  const p = plotCache && plotCache.p;
+  if (!p) return;
+  const x0 = 40, w = plot.clientWidth, f0 = p.first_frame, f1 = Math.max(p.last_frame, f0 + 1);
+  seek(f0 + (e.offsetX - x0) / (w - x0 - 4) * (f1 - f0));
+});
+
+// --- controls ---------------------------------------------------------------------------------
+const SPEEDS = [0.25, 0.5, 1, 2, 4];
+$('slider').min = String(meta.first_frame);
+$('slider').max = String(meta.last_frame);
+$('slider').addEventListener('input', (e) => seek(Number(e.target.value)));
+$('play').addEventListener('click', () => setPlaying(!state.playing));
+$('prev').addEventListener('click', () => seek(state.frame - 1));
+$('next').addEventListener('click', () => seek(state.frame + 1));
+$('speed').addEventListener('change', (e) => setSpeed(Number(e.target.value)));
+$('camview').addEventListener('click', () => cameraView());
+$('helpbtn').addEventListener('click', () => { $('help').hidden = !$('help').hidden; });
+window.addEventListener('keydown', (e) => {
+  if (e.target.tagName === 'SELECT' || (e.target.tagName === 'INPUT' && e.target.type !== 'range'
+      && e.target.type !== 'checkbox')) return;
+  const digit = /^Digit([1-9])$/.exec(e.code);
+  if (digit) {
+    const p = people[Number(digit[1]) - 1];
+    if (p) { if (e.shiftKey) select(p.id); else setVisible(p.id, !p.visible); }
+  } else if (e.key === ' ') setPlaying(!state.playing);
+  else if (e.key === 'ArrowRight') seek(state.frame + (e.shiftKey ? 10 : 1));
+  else if (e.key === 'ArrowLeft') seek(state.frame - (e.shiftKey ? 10 : 1));
+  else if (e.key === 'Home') seek(meta.first_frame);
+  else if (e.key === 'End') seek(meta.last_frame);
+  else if (e.key === ']') setSpeed(SPEEDS[Math.min(SPEEDS.length - 1, SPEEDS.indexOf(state.speed) + 1)]);
+  else if (e.key === '[') setSpeed(SPEEDS[Math.max(0, SPEEDS.indexOf(state.speed) - 1)]);
+  else if (e.key === 'c') cameraView();
+  else if (e.key === 'g') { state.overlays = !state.overlays; dirty = true; }
+  else if (e.key === 'h' || e.key === '?') $('help').hidden = !$('help').hidden;
+  else if (e.key === 'Escape') $('help').hidden = true;
+  else return;
+  e.preventDefault();
+});
+
+buildPeople();
+resize();
+cameraView(meta.first_frame);
+await Promise.all(people.map((p) => p.ensure(state.frame)));
+requestAnimationFrame(tick);
+
+// --- hook for tests and benchmarks (tests/test_viewer_browser.py, benchmarks/viewer_speed.py)
+const painted = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+async function settle() {
+  await Promise.all(people.map((p) => p.ensure(state.frame)));
+  dirty = true;
+  await painted();
+}
+window.maedViewer = {
+  meta,
+  async seek(frame) { seek(frame); await settle(); return this.info(); },
+  async setVisible(id, on) { setVisible(id, on); await settle(); return this.info(); },
+  async setOverlays(on) { state.overlays = on; await settle(); return this.info(); },
+  async cameraView(frame) { cameraView(frame); await settle(); return this.info(); },
+  play() { setPlaying(true); },
+  pause() { setPlaying(false); },
+  setSpeed,
+  startTiming() { Object.assign(timing, { on: true, raf: [], poses: 0, stalls: 0, drawMs: [] }); },
+  stopTiming() {
+    timing.on = false;
+    return { raf: timing.raf.slice(), poses: timing.poses, stalls: timing.stalls,
+             drawMs: timing.drawMs.slice() };
+  },
+  info() {
+    const rect = canvas.getBoundingClientRect();
+    return { frame: state.frame, playing: state.playing, frameOfReference: meta.frame,
+             canvas: { x: rect.left, y: rect.top, width: rect.width, height: rect.height },
+             fov: camera.fov, people: people.map((p) => ({ id: p.id, visible: p.visible,
+               shownFrame: p.shownFrame, meshVisible: p.mesh.visible })) };
+  },
+};
+window.maedViewerReady = settle().then(() => performance.now());
