@@ -429,16 +429,19 @@ OVERLAY_NAME = "overlay.mp4"
 
 def make_overlay_hook(input_path: str | Path, options, *, console=None, quiet: bool = False,
                       smpl: str | Path | None = None, side: bool = False,
-                      wireframe: bool = False, alpha: float = 1.0):
+                      wireframe: bool = False, alpha: float = 1.0, progress=None):
     """For `maed demo --render`: checks OpenGL now (one clear line when missing, before any
     work) and returns `on_results(folder, tracks, summary)`, which writes folder/overlay.mp4
-    from the fresh results over the same frames the demo processed."""
+    from the fresh results over the same frames the demo processed; `progress(stage, advance,
+    total)`, when given, hears of each frame as stage "render"."""
     require_platform()
+    frame_done = (lambda done, total: progress("render", 1, total)) if progress else None
 
     def on_results(folder: Path, tracks: list, summary: dict) -> None:
         from .results import result_set_from_demo
         results = result_set_from_demo(input_path, options, tracks, summary)
         render_video(results, Path(folder) / OVERLAY_NAME, faces=load_faces(smpl),
-                     side=side, wireframe=wireframe, alpha=alpha, focal=options.focal)
+                     side=side, wireframe=wireframe, alpha=alpha, focal=options.focal,
+                     progress=frame_done)
 
     return on_results

@@ -45,6 +45,11 @@ def demo(
     no_cache: NoCacheOpt = False,
     compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
+    json_events: bool = typer.Option(
+        False, "--json", help="Progress as JSON lines on stderr instead of bars, for scripts: "
+                              "{\"event\": \"progress\", \"stage\", \"done\", \"total\", "
+                              "\"eta_s\" (the stage), \"run_eta_s\" (the whole run)}, then "
+                              "{\"event\": \"done\", \"output\", ...}; see the README."),
 ) -> None:
     """Video -> tracked people -> MAED -> per-person SMPL results (and an overlay video).
 
@@ -61,7 +66,8 @@ def demo(
                            no_cache=no_cache, compile=compile_model)
     report = run_demo_command(input, output, options, checkpoint=checkpoint, smpl=smpl,
                               render=render, export=export, quiet=quiet,
-                              console=console, err_console=err_console)
-    if not quiet:
+                              console=console, err_console=err_console,
+                              json_events=json_events)
+    if not quiet and not json_events:
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
                       f"{escape(str(report.output))}")
