@@ -82,8 +82,10 @@ class Decoder:
                 "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self.state = LogState()
         self._cond = threading.Condition()
+        # its own process group: a Ctrl-C in the terminal reaches us, not ffmpeg, so the end
+        # of its output always means the end of the video (we stop it ourselves in close())
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, bufsize=0)
+                                      stderr=subprocess.PIPE, bufsize=0, process_group=0)
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
 
