@@ -481,7 +481,7 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
         if not options.boxes and detector is None:
             detector = make_detector(options)
         tracklets = find_tracklets(source, options, detector, progress, clock)
-        if tracklets:  # kept at once: an interrupted network pass need not redo this one
+        if tracklets and options.use_cache:  # kept at once: a resumed run skips this pass
             _save_cached_tracks(kept, tracklets)
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "
@@ -535,7 +535,8 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
             "input": {"path": str(p.input_path), "kind": meta.kind, "width": meta.width,
                       "height": meta.height, "fps": meta.fps,
                       "stream_fps": p.source.stream_fps, "num_frames": meta.num_frames,
-                      "digest": p.digest},
+                      "digest": p.digest, "rotation": getattr(meta, "rotation", 0),
+                      "variable_frame_rate": getattr(meta, "variable_rate", False)},
             "settings": asdict(options),
             "checkpoint": checkpoint_info or {},
             "body_model": getattr(body, "source", ""),

@@ -298,6 +298,7 @@ def test_demo_on_rotated_clip_is_upright_end_to_end(tmp_path, capsys, demo_setup
     assert "warning" not in text and "different from the source" not in text, text
     tracks, summary = load_results(out)
     assert (summary["input"]["width"], summary["input"]["height"]) == (320, 240)
+    assert summary["input"]["rotation"] == 90
     for t in tracks:
         cx, cy = t.bboxes[:, 0], t.bboxes[:, 1]
         assert (0 <= cx).all() and (cx < 320).all() and (0 <= cy).all() and (cy < 240).all()
