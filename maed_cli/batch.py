@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +39,7 @@ from typing import Any
 from .atomic import atomic_path
 from .devices import RankInfo, rank_info
 from .errors import InputError, MaedError
+from .interrupt import terminate_as_exit  # noqa: F401 - `maed batch` uses it
 from .pipeline import DemoOptions, PreparedInput, file_digest, finish_demo, prepare_demo
 from .results import SUMMARY
 from .video.inputs import LIST_SUFFIXES, expand_inputs  # noqa: F401 - LIST_SUFFIXES re-exported
@@ -462,21 +462,3 @@ def wait_for_all_ranks(info: RankInfo, timeout_s: float = SYNC_TIMEOUT_S) -> boo
         return False
 
 
-class terminate_as_exit:
-    """SIGTERM (Slurm's time limit, torchrun's shutdown) raises SystemExit in the main
-    thread, so the video in progress removes its temporary folder instead of leaving it."""
-
-    def __enter__(self):
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handler)
-        return self
-
-    @staticmethod
-    def _handler(signum, frame):
-        raise SystemExit(128 + signum)
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-        return False

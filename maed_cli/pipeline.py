@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .atomic import atomic_dir, check_writable
+from .atomic import atomic_dir, atomic_path, check_writable
 from .body.geometry import (check_focal, crop_cam_to_full, crop_cam_to_translation,
                             default_focal, project_full_orthographic, rotmat_to_axis_angle)
 from .body.smpl import BodyModel
@@ -33,6 +33,7 @@ from .devices import resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
 from .model.inference import forward_mixed, prepare_for_inference
+from .resume import NetworkResume, network_key, remove_resume, resume_dir
 from .results import (TRACKS_DIR, TrackResult, load_track, open_track_file, save_summary,
                       track_path)
 from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
@@ -291,9 +292,11 @@ class ClipRunner:
     """Batches ready clips across tracks and runs MAED on them."""
 
     def __init__(self, model: MAED, device: torch.device, dtype: torch.dtype, batch_size: int,
-                 clock: StageClock, on_done: Callable[[int], None], pad: bool = False):
+                 clock: StageClock, on_done: Callable[[int], None], pad: bool = False,
+                 on_track: Callable[[_TrackWork], None] | None = None):
         self.model, self.device, self.dtype, self.batch_size = model, device, dtype, batch_size
-        self.clock, self.on_done = clock, on_done
+        self.clock, self.on_done, self.on_track = clock, on_done, on_track
+        self.clips_run = 0
         self.pad_to = batch_size if pad else None  # one input shape for a compiled network
         self.fp32_reruns = 0  # fp16 batches that overflowed and ran again in fp32
         self.queue: list[tuple[_TrackWork, int]] = []
@@ -321,25 +324,49 @@ class ClipRunner:
             work.outputs.append((c, {k: v[i] for k, v in out.items()}))
             work.release(c)
         self.clock.add("network", time.perf_counter() - t)
+        self.clips_run += len(batch)
         self.on_done(len(batch))
+        if self.on_track is not None:
+            for work in {id(w): w for w, _ in batch}.values():
+                if len(work.outputs) == work.plan.num_clips:
+                    self.on_track(work)
 
 
 def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED,
                 options: DemoOptions, device: torch.device, progress: Progress,
-                clock: StageClock | None = None, stats: dict | None = None
+                clock: StageClock | None = None, stats: dict | None = None,
+                finished: dict[int, dict[str, torch.Tensor]] | None = None,
+                on_track: Callable[[int, dict[str, torch.Tensor]], None] | None = None
                 ) -> dict[int, dict[str, torch.Tensor]]:
     """Stream the frames again, crop every tracked person, run the clips; per track the
     network outputs in frame order: rotmat (n, 24, 3, 3), betas (n, 10), cam (n, 3).
-    `stats`, when given, receives the precision used and how many batches were rerun."""
+    `stats`, when given, receives the precision used and how many batches were rerun;
+    `finished` holds tracks already done (a resumed run: they are not run again) and
+    `on_track(track_id, outputs)` hears of each track as its last clip has run."""
     clock = clock or StageClock()
     dtype = resolve_dtype(options.dtype, device)
-    works = {tid: _TrackWork.create(len(t), options.interp) for tid, t in tracklets.items()}
-    cropper = TrackCropper(tracklets, options.crop_scale,
+    merged = dict(finished or {})
+    works = {tid: _TrackWork.create(len(t), options.interp) for tid, t in tracklets.items()
+             if tid not in merged}
+    by_work = {id(w): tid for tid, w in works.items()}
+
+    def track_done(work: _TrackWork) -> None:
+        tid = by_work[id(work)]
+        merged[tid] = _merge_track(work, len(tracklets[tid]), options.interp)
+        if on_track is not None:
+            on_track(tid, merged[tid])
+
+    if not works:  # everything was resumed: no second decoding pass
+        if stats is not None:
+            stats.update(dtype=str(dtype).removeprefix("torch."), fp32_reruns=0, clips_run=0)
+        return merged
+    cropper = TrackCropper({tid: tracklets[tid] for tid in works}, options.crop_scale,
                            positions={tid: sorted(w.last_use) for tid, w in works.items()})
     total = sum(w.plan.num_clips for w in works.values())
     progress("maed", 0, total)
     runner = ClipRunner(model, device, dtype, options.batch_size or auto_batch_size(device),
-                        clock, lambda done: progress("maed", done, total), pad=options.compile)
+                        clock, lambda done: progress("maed", done, total), pad=options.compile,
+                        on_track=track_done)
     last_frame = cropper.last_frame
     for frame_index, frame in clock.timed("decode", source):
         t = time.perf_counter()
@@ -356,19 +383,24 @@ def run_network(source: FrameSource, tracklets: dict[int, Tracklet], model: MAED
             break
     runner.flush()
     if stats is not None:
-        stats.update(dtype=str(dtype).removeprefix("torch."), fp32_reruns=runner.fp32_reruns)
-    merged = {}
+        stats.update(dtype=str(dtype).removeprefix("torch."), fp32_reruns=runner.fp32_reruns,
+                     clips_run=runner.clips_run)
     for tid, work in works.items():
-        if len(work.outputs) != work.plan.num_clips:
+        if tid not in merged:
             raise RuntimeError(f"track {tid}: {len(work.outputs)} of {work.plan.num_clips} "
                                "clips ran (the second decoding pass yielded fewer frames)")
-        ordered = [o for _, o in sorted(work.outputs, key=lambda item: item[0])]
-        per_clip = {k: torch.stack([o[k] for o in ordered]) for k in ordered[0]}
-        frames = {k: work.plan.merge(v) for k, v in per_clip.items()}
-        if options.interp > 1:
-            frames = interpolate_outputs(work.plan.sample, frames, len(tracklets[tid]))
-        merged[tid] = frames
-    return merged
+    return {tid: merged[tid] for tid in tracklets}
+
+
+def _merge_track(work: _TrackWork, length: int, interp: int) -> dict[str, torch.Tensor]:
+    """One track's clip outputs back to frame order (every frame predicted once)."""
+    ordered = [o for _, o in sorted(work.outputs, key=lambda item: item[0])]
+    per_clip = {k: torch.stack([o[k] for o in ordered]) for k in ordered[0]}
+    frames = {k: work.plan.merge(v) for k, v in per_clip.items()}
+    if interp > 1:
+        frames = interpolate_outputs(work.plan.sample, frames, length)
+    work.outputs.clear()
+    return frames
 
 
 # --- per-track results ---------------------------------------------------------------------
@@ -429,7 +461,7 @@ def _save_cached_tracks(path: Path, tracklets: dict[int, Tracklet],
         arrays[f"{tid}_detected"] = t.detected
         arrays[f"{tid}_source"] = np.int64(t.source_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, ids=np.asarray(sorted(tracklets), np.int64), **arrays)
 
 
@@ -499,13 +531,21 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     digest = input_digest(input_path)
     cache_key = options.tracking_key(digest)
     cache_file = output / CACHE_DIR / f"tracks_{cache_key}.npz"
-    tracklets, camera = _load_cached_tracks(cache_file) \
-        if options.use_cache and cache_file.is_file() else (None, None)
+    # the results of a finished run, else what an interrupted one kept (see maed_cli.resume)
+    kept = resume_dir(output) / cache_file.name
+    tracklets, camera = None, None
+    for candidate in (cache_file, kept) if options.use_cache else ():
+        tracklets, camera = _load_cached_tracks(candidate) if candidate.is_file() \
+            else (None, None)
+        if tracklets is not None:
+            break
     cache_hit = tracklets is not None
     if tracklets is None:
         if not options.boxes and detector is None:
             detector = make_detector(options)
         tracklets, camera = find_tracklets(source, options, detector, progress, clock)
+        if tracklets and options.use_cache:  # kept at once: a resumed run skips this pass
+            _save_cached_tracks(kept, tracklets, camera)
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "
                          f"{options.min_track} frames (try --min-track, --conf or --boxes)")
@@ -584,8 +624,15 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
     model = prepare_for_inference(model, device, compile=options.compile)
     body = body.to(device)
     precision: dict = {}
+    dtype = str(resolve_dtype(options.dtype, device)).removeprefix("torch.")
+    resume = NetworkResume(resume_dir(p.output) / ("net_" + network_key(
+        p.cache_key, checkpoint_info, {"interp": options.interp, "dtype": dtype,
+                                       "crop_scale": options.crop_scale}))
+                           if options.use_cache else None)
+    finished = resume.load(tracklets)
     theta = run_network(p.source, tracklets, model, options, device, progress, clock,
-                        stats=precision)
+                        stats=precision, finished=finished, on_track=resume.save)
+    network = {"tracks_resumed": len(finished), "clips_run": precision.pop("clips_run", 0)}
     with atomic_dir(p.output) as tmp:
         body_before = clock.seconds.get("body", 0.0)
         t = time.perf_counter()
@@ -610,12 +657,14 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
             "input": {"path": str(p.input_path), "kind": meta.kind, "width": meta.width,
                       "height": meta.height, "fps": meta.fps,
                       "stream_fps": p.source.stream_fps, "num_frames": meta.num_frames,
-                      "digest": p.digest},
+                      "digest": p.digest, "rotation": getattr(meta, "rotation", 0),
+                      "variable_frame_rate": getattr(meta, "variable_rate", False)},
             "settings": asdict(options),
             "checkpoint": checkpoint_info or {},
             "body_model": getattr(body, "source", ""),
             "device": str(device),
             "precision": precision,
+            "network": network,
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "tracks": [{"track_id": t.track_id, "frames": len(t),
                         "first_frame": int(t.frame_ids[0]), "last_frame": int(t.frame_ids[-1]),
@@ -631,6 +680,7 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
         clock.add("write", time.perf_counter() - t)
         clock.seconds["total"] = time.perf_counter() - p.started
         save_summary(tmp, summary)
+    remove_resume(p.output)
     return DemoReport(output=p.output, tracks=tracks, summary=summary, cache_hit=p.cache_hit)
 
 

@@ -422,19 +422,25 @@ def overlay_name(input_path: str | Path) -> str:
 
 def make_overlay_hook(input_path: str | Path, options, *, console=None, quiet: bool = False,
                       smpl: str | Path | None = None, side: bool = False,
-                      wireframe: bool = False, alpha: float = 1.0):
+                      wireframe: bool = False, alpha: float = 1.0, progress=None):
     """For `maed demo --render`: checks OpenGL now (one clear line when missing, before any
     work) and returns `on_results(folder, tracks, summary)`, which writes folder/overlay.mp4
     from the fresh results over the same frames the demo processed (for one image:
-    folder/overlay.png, or .jpg for a JPEG, see `overlay_name`)."""
+    folder/overlay.png, or .jpg for a JPEG, see `overlay_name`); `progress(stage, advance,
+    total)`, when given, hears of each frame as stage "render"."""
     require_platform()
+    frame_done = (lambda done, total: progress("render", 1, total)) if progress else None
 
     def on_results(folder: Path, tracks: list, summary: dict) -> None:
         from .results import result_set_from_demo
         results = result_set_from_demo(input_path, options, tracks, summary)
         name = overlay_name(input_path)
-        draw = render_video if name == OVERLAY_NAME else render_image
-        draw(results, Path(folder) / name, faces=load_faces(smpl), side=side,
-             wireframe=wireframe, alpha=alpha, focal=options.focal)
+        if name == OVERLAY_NAME:
+            render_video(results, Path(folder) / name, faces=load_faces(smpl), side=side,
+                         wireframe=wireframe, alpha=alpha, focal=options.focal,
+                         progress=frame_done)
+        else:
+            render_image(results, Path(folder) / name, faces=load_faces(smpl), side=side,
+                         wireframe=wireframe, alpha=alpha, focal=options.focal)
 
     return on_results

@@ -354,9 +354,11 @@ def _stub_network(scene, crop_scale):
     from maed_cli.video.crop import crop_regions
 
     def run_network(source, tracklets, model, options, device, progress, clock=None,
-                    stats=None):
-        out = {}
+                    stats=None, finished=None, on_track=None):
+        out = dict(finished or {})
         for tid, tracklet in tracklets.items():
+            if tid in out:
+                continue
             truth = next(t for t in scene.tracks if t.track_id == tid)
             rows = [truth.index_of(f) for f in tracklet.frames]
             regions = crop_regions(tracklet.boxes, crop_scale).astype(np.float64)
@@ -368,6 +370,8 @@ def _stub_network(scene, crop_scale):
             out[tid] = {"rotmat": torch.as_tensor(truth.rotmat[rows]),
                         "betas": torch.as_tensor(truth.betas[rows]),
                         "cam": torch.as_tensor(cam, dtype=torch.float32)}
+            if on_track is not None:
+                on_track(tid, out[tid])
         if stats is not None:
             stats.update(dtype="float32", fp32_reruns=0)
         return out

@@ -57,6 +57,11 @@ def demo(
     compile_model: CompileOpt = False,
     quiet: QuietOpt = False,
     no_download: NoDownloadOpt = False,
+    json_events: bool = typer.Option(
+        False, "--json", help="Progress as JSON lines on stderr instead of bars, for scripts: "
+                              "{\"event\": \"progress\", \"stage\", \"done\", \"total\", "
+                              "\"eta_s\" (the stage), \"run_eta_s\" (the whole run)}, then "
+                              "{\"event\": \"done\", \"output\", ...}; see the README."),
 ) -> None:
     """Video or photos -> people -> MAED -> per-person SMPL results (and an overlay).
 
@@ -89,8 +94,9 @@ def demo(
         report = run_demo_command(Path(inputs[0]), output, options, checkpoint=checkpoint,
                                   smpl=smpl, render=render, export=export, quiet=quiet,
                                   console=console, err_console=err_console,
-                                  side_view=side_view, download=not no_download)
-    if not quiet:
+                                  side_view=side_view, download=not no_download,
+                                  json_events=json_events)
+    if not quiet and not json_events:
         frame = (report.summary.get("world") or {}).get("frame", "camera")
         console.print(f"[green]done:[/] {len(report.tracks)} people, results in "
                       f"{escape(str(report.output))} ({frame} frame)", soft_wrap=True)

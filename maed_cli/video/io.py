@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from array import array
 import re
 import warnings
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from .ffmpeg import Decoder
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg",
                             ".ts", ".wmv", ".flv", ".3gp", ".ogv", ".gif"})
@@ -55,6 +57,8 @@ class VideoMeta:
     duration: float | None
     codec: str | None = None
     fps_known: bool = True    # False when the container gave no rate and `fps` is a guess
+    variable_rate: bool = False  # picture times from timestamps; `fps` is their average
+    rotation: int = 0         # degrees of the rotation metadata, already applied to frames
 
     @property
     def size(self) -> tuple[int, int]:
@@ -144,6 +148,17 @@ class FrameSelection:
         # the tiny offset keeps exact ratios (e.g. 1/3) from flickering on rounding
         return k == 0 or math.floor(k * r + 1e-9) > math.floor((k - 1) * r + 1e-9)
 
+    def keeps_at(self, index: int, time: float, prev_time: float | None) -> bool:
+        """`keeps` for a frame shown at `time` seconds (the previous frame at `prev_time`):
+        kept when a tick of the target clock falls in (prev_time, time], so a
+        variable-frame-rate source is resampled by its pictures' real times."""
+        if index < self.start or (self.end is not None and index >= self.end):
+            return False
+        if self.ratio >= 1.0 or index == self.start or prev_time is None:
+            return True
+        target = self.target_fps
+        return math.floor(time * target + 1e-6) > math.floor(prev_time * target + 1e-6)
+
     def count(self, num_frames: int | None) -> int | None:
         """How many frames are yielded from a source of `num_frames` frames (None: unknown)."""
         stop = self.end if num_frames is None else (
@@ -198,88 +213,80 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         yielded = 0
-        for index, frame in self._frames():
-            if self.selection.end is not None and index >= self.selection.end:
-                break
-            if self.selection.keeps(index):
-                yielded += 1
-                yield index, frame
+        for index, frame in self._frames():  # already selected
+            yielded += 1
+            yield index, frame
         if yielded == 0:
             raise InputError(f"{self.meta.path}: no frames in the selected range "
                              f"(start frame {self.selection.start}"
                              + (f", end frame {self.selection.end}" if self.selection.end
                                 is not None else "") + ")")
 
+    def frame_time(self, index: int) -> float:
+        """Seconds from the first frame to source frame `index`."""
+        return index / self.meta.fps
+
     def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """The selected frames, in order."""
         raise NotImplementedError
 
 
-def _ffmpeg_reason(text: str, path: Path) -> str:
-    """The most telling line of an ffmpeg error log, without the file name repeated."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith(("=== stderr", "Could not load meta",
-                                                      "ffmpeg version", "built with",
-                                                      "configuration:", "lib"))]
-    if not lines:
-        return "ffmpeg could not read it"
-    reason = lines[-1]
-    for prefix in (f"{path}:", f"{path.resolve()}:", f"[in#0 @"):
-        if reason.startswith(prefix):
-            reason = reason[len(prefix):].strip()
-    reason = re.sub(r"^\[[^\]]*\]\s*", "", reason)
-    return reason
+def _frame_ranges(frames) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9" (at most six ranges, then "...")."""
+    ranges: list[list[int]] = []
+    for f in sorted(frames):
+        if ranges and f == ranges[-1][1] + 1:
+            ranges[-1][1] = f
+        else:
+            ranges.append([f, f])
+    text = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:6]]
+    return ", ".join(text) + (", ..." if len(ranges) > 6 else "")
 
 
 class VideoFileSource(FrameSource):
-    """Frames of a video file, decoded by imageio-ffmpeg's ffmpeg in a subprocess."""
+    """Frames of a video file, decoded by the bundled ffmpeg in a subprocess (see
+    `maed_cli.video.ffmpeg`): upright (rotation metadata applied), every coded picture
+    once; for variable-frame-rate files the picture times come from their timestamps."""
 
     def __init__(self, path: Path, selection_args: tuple = (None, None, None)) -> None:
         self.path = path
+        self._t0 = 0.0  # pts_time of the first picture
+        self._times = array("d")  # variable rate: seconds of decoded frame n since the first
         self.meta = self._probe()
         self.selection = make_selection(self.meta, *selection_args)
 
-    def _reader(self, start: int = 0):
-        import imageio_ffmpeg
-
-        input_params: list[str] = []
-        if start > 0 and self.meta.fps_known:
-            # Input-side -ss seeks to the keyframe before and decodes up to the requested time
-            # (frame-accurate); aiming half a frame early makes rounding land on `start`.
-            input_params = ["-ss", f"{(start - 0.5) / self.meta.fps:.6f}"]
-        return imageio_ffmpeg.read_frames(str(self.path), input_params=input_params,
-                                          output_params=["-map", "0:v:0", "-an", "-sn"])
-
     def _probe(self) -> VideoMeta:
         path = self.path
-        gen = self._reader()
+        decoder = Decoder(path)
         try:
-            try:
-                meta = next(gen)
-            except (OSError, RuntimeError) as exc:
-                raise InputError(f"{path}: not a readable video ({_ffmpeg_reason(str(exc), path)})"
-                                 ) from None
-            except (IndexError, AttributeError, ValueError, StopIteration):
-                raise InputError(f"{path}: no video stream found (not a video file?)") from None
-            try:
-                first = next(gen, None)
-            except (OSError, RuntimeError) as exc:
-                first = None
-                reason = _ffmpeg_reason(str(exc), path)
-                raise InputError(f"{path}: the video is corrupt ({reason})") from None
-            if first is None:
-                raise InputError(f"{path}: the video contains no decodable frames "
-                                 f"(zero-length or corrupt)")
+            header = decoder.wait_header()
+            first = None
+            if header is not None:
+                first = decoder.read(header.width * header.height * 3)
+                t0 = decoder.time_of(0) if first is not None else None
+                self._t0 = t0 or 0.0
         finally:
-            gen.close()
-        width, height = (int(v) for v in meta["size"])
-        fps = float(meta.get("fps") or 0.0)
+            decoder.close()
+        found = decoder.state.header
+        if header is None:
+            if not found.has_video and found.has_audio:
+                raise InputError(f"{path}: no video stream (an audio-only file); give a "
+                                 f"video file")
+            if not found.has_video:
+                raise InputError(f"{path}: not a readable video ({decoder.reason()})")
+        if first is None:
+            raise InputError(f"{path}: the video contains no decodable frames "
+                             f"(zero-length or corrupt)")
+        fps = found.fps or found.tbr
         fps_known = fps > 0 and math.isfinite(fps)
         if not fps_known:
             fps = DEFAULT_IMAGE_FPS
-        duration = float(meta.get("duration") or 0.0) or None
+        duration = found.duration
         num = int(round(duration * fps)) if (duration and fps_known) else None
-        return VideoMeta(path, "video", fps, width, height, num, duration,
-                         codec=meta.get("codec"), fps_known=fps_known)
+        return VideoMeta(path, "video", fps, found.width, found.height, num, duration,
+                         codec=found.codec, fps_known=fps_known,
+                         variable_rate=found.variable_rate,
+                         rotation=int(round(found.rotation)) % 360)
 
     def count_frames(self) -> int:
         """The exact number of frames; decodes the whole file (slow for long videos)."""
@@ -288,11 +295,17 @@ class VideoFileSource(FrameSource):
         try:
             n, _ = imageio_ffmpeg.count_frames_and_secs(str(self.path))
         except RuntimeError as exc:
-            raise InputError(f"{self.path}: could not count frames "
-                             f"({_ffmpeg_reason(str(exc), self.path)})") from None
+            raise InputError(f"{self.path}: could not count frames ({exc})") from None
         return int(n)
 
-    def _warn_if_cut_short(self, decoded_to: int) -> None:
+    def frame_time(self, index: int) -> float:
+        """Seconds from the first picture to source frame `index` (its timestamp for a
+        variable-frame-rate file once decoded; index / fps otherwise)."""
+        if self.meta.variable_rate and index < len(self._times):
+            return self._times[index]
+        return index / self.meta.fps
+
+    def _warn_if_cut_short(self, decoded_to: int, damage: str = "") -> bool:
         """ffmpeg ends a truncated file quietly. The expected length is the container's
         duration x fps, an estimate (a soundtrack longer than the video stretches it), so
         only a shortfall of over a tenth is reported, and as what it may be."""
@@ -303,33 +316,73 @@ class VideoFileSource(FrameSource):
             warnings.warn(f"{self.path}: the video ended after {decoded_to} frames, where its "
                           f"duration suggests about {self.meta.num_frames} (a truncated or "
                           f"damaged file, or a soundtrack longer than the video?); the results "
-                          f"cover the frames that were there", stacklevel=2)
+                          f"cover the frames that were there{damage}", stacklevel=3)
+            return True
+        return False
+
+    @staticmethod
+    def _damage(damaged: dict, start: int, upto: int) -> str:
+        """'frames 3-5 (ffmpeg: <first message>)' for the damage seen before `upto`."""
+        frames = [start + n for n in damaged if start + n < upto]
+        if not frames:
+            return ""
+        return (f"frame{'s' if len(frames) > 1 else ''} {_frame_ranges(frames)} "
+                f"(ffmpeg: {damaged[min(damaged)]})")
 
     def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
-        start = self.selection.start if self.meta.fps_known else 0
-        gen = self._reader(start)
-        width, height = self.meta.width, self.meta.height
-        index = start
+        meta, selection = self.meta, self.selection
+        # A variable-rate file is decoded from its start: after a seek its frame numbers
+        # would be guesses. Input-side -ss seeks to the keyframe before and decodes up to the
+        # requested time (frame-accurate); aiming half a frame early lands on `start`.
+        start = selection.start if (meta.fps_known and not meta.variable_rate) else 0
+        decoder = Decoder(self.path, (start - 0.5) / meta.fps if start > 0 else None)
+        index, reported = start, False
         try:
-            next(gen)  # metadata, already known from the probe
+            if decoder.wait_header() is None:
+                decoder.finish()
+                raise InputError(f"{self.path}: decoding failed at frame {start} "
+                                 f"({decoder.reason()})")
+            size = meta.width * meta.height * 3
+            prev_time = None
             while True:
-                try:
-                    raw = next(gen)
-                except StopIteration:
-                    self._warn_if_cut_short(index)
-                    return
-                except (OSError, RuntimeError) as exc:
-                    raise InputError(f"{self.path}: decoding failed at frame {index} "
-                                     f"({_ffmpeg_reason(str(exc), self.path)})") from None
-                if self.selection.end is not None and index >= self.selection.end:
-                    return
-                if self.selection.keeps(index):
+                raw = decoder.read(size)
+                if raw is None or (selection.end is not None and index >= selection.end):
+                    break
+                if meta.variable_rate:
+                    t = decoder.time_of(index - start)
+                    t = t - self._t0 if t is not None else index / meta.fps
+                    if len(self._times) == index:
+                        self._times.append(t)
+                    keep = selection.keeps_at(index, t, prev_time)
+                    prev_time = t
+                else:
+                    keep = selection.keeps(index)
+                if keep:
                     # a writable copy: callers may draw on it
-                    frame = np.frombuffer(bytearray(raw), dtype=np.uint8).reshape(height, width, 3)
-                    yield index, frame
+                    yield index, np.frombuffer(bytearray(raw), np.uint8).reshape(
+                        meta.height, meta.width, 3)
                 index += 1
+            if raw is None:  # ffmpeg's end, not ours
+                code = decoder.finish()
+                damage = self._damage(decoder.state.damaged, start, index)
+                reported = True
+                if code != 0 and index > start:
+                    warnings.warn(f"{self.path}: decoding stopped at frame {index} "
+                                  f"({decoder.reason()}); the results cover the frames "
+                                  f"before it", stacklevel=2)
+                elif self._warn_if_cut_short(index, f"; damaged data in {damage}" if damage
+                                             else ""):
+                    damage = ""
+                if damage:
+                    warnings.warn(f"{self.path}: damaged data in {damage}: kept as decoded, "
+                                  f"they may show artefacts", stacklevel=2)
         finally:
-            gen.close()
+            decoder.close()
+            if not reported:  # the caller stopped early: the damage seen so far
+                damage = self._damage(decoder.state.damaged, start, index)
+                if damage:
+                    warnings.warn(f"{self.path}: damaged data in {damage}: kept as decoded, "
+                                  f"they may show artefacts", stacklevel=2)
 
 
 def _natural_key(path: Path) -> list:
