@@ -38,6 +38,7 @@ JOINT49_FROM_54 = tuple(index for _, index in JOINTS49)
 # Indices into the 49 set.
 LSP14_IN_49 = tuple(range(25, 39))  # the 14 LSP joints, rankle .. headtop
 RHIP49, LHIP49 = 27, 28
+PELVIS49 = 8  # OP MidHip: SMPL's root joint, fixed under the root rotation
 
 # The H36M regressor's 17 joints, in the order H36M_TO_J14 / H36M_TO_J17 assume.
 H36M17_NAMES = (

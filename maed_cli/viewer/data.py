@@ -29,16 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..body.joints import PELVIS49
 from ..results import ResultSet, TrackResult, load_result_set
 
 CHUNK_ROWS = 30
 FLIP = np.array([1.0, -1.0, -1.0])  # OpenCV camera frame <-> three.js (y up, z back)
-PELVIS49 = 8
 VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4",
                ".webm": "video/webm", ".mkv": "video/webm", ".ogv": "video/ogg"}
 
 
-from ..world.frames import load_world, world_joints, world_vertices
+from ..world.frames import load_world, world_root, world_vertices
 
 
 @dataclass
@@ -96,7 +96,7 @@ class ViewerData:
         if track.joints3d is None:
             return self.vertices(track, rows).mean(axis=1)
         if self.frame == "world":
-            return world_joints(track, rows, self.world)[:, PELVIS49]
+            return world_root(track, rows).astype(np.float32)
         root = np.asarray(track.joints3d[rows, PELVIS49], np.float32)
         if track.cam_t is not None:
             root = root + track.cam_t[rows].astype(np.float32)

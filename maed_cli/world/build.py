@@ -21,7 +21,8 @@ import numpy as np
 
 from ..results import TrackResult
 from .contacts import ContactThresholds, foot_speeds, label_contacts, lock_feet, skating
-from .frames import PELVIS49, WorldFrame, level_axes, make_world_frame
+from ..body.joints import PELVIS49
+from .frames import WorldFrame, level_axes, make_world_frame
 from .ground import (FOOT_JOINTS49, Floor, angle_deg, body_up_axis, estimate_floor,
                      foot_vertex_ids, sole_points)
 from .placement import RangeTerms, smooth_orientations, solve_ranges

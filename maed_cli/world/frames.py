@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..body.joints import PELVIS49
 from ..errors import InputError
 from ..results import TrackResult
 
 WORLD_FILE = "world.npz"
-PELVIS49 = 8  # OP MidHip: SMPL's root joint, fixed under the root rotation
 
 
 @dataclass
