@@ -58,6 +58,20 @@ def make_walkers_video(path: Path, body, num_frames: int = 24, size=(320, 240), 
     return {"boxes": boxes, "num_frames": num_frames, "size": size, "fps": fps}
 
 
+def write_grey_video(path: Path, size: tuple[int, int], frames: int, fps: float,
+                     level: int = 90) -> Path:
+    """A video of `frames` plain grey frames of `size` (W, H)."""
+    import imageio_ffmpeg
+    width, height = size
+    gen = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, macro_block_size=1,
+                                      ffmpeg_log_level="error")
+    gen.send(None)
+    for _ in range(frames):
+        gen.send(np.full((height, width, 3), level, np.uint8))
+    gen.close()
+    return Path(path)
+
+
 def write_boxes(path: Path, boxes: list[dict]) -> Path:
     path.write_text(json.dumps(boxes))
     return path

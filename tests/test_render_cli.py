@@ -8,6 +8,7 @@ import torch
 
 from maed_cli.cli import main
 from maed_cli.results import TrackResult, load_result_set, save_summary, save_track
+from synthetic_video import write_grey_video
 
 W, H, N, FPS = 160, 120, 6, 10.0
 
@@ -24,15 +25,8 @@ def read_video(path):
 @pytest.fixture(scope="module")
 def demo_results(synthetic_body, tmp_path_factory):
     """A 6-frame grey video and results for two people (one present in frames 1..4 only)."""
-    import imageio_ffmpeg
     folder = tmp_path_factory.mktemp("results")
-    video = folder / "input.mp4"
-    gen = imageio_ffmpeg.write_frames(str(video), (W, H), fps=FPS, macro_block_size=1,
-                                      ffmpeg_log_level="error")
-    gen.send(None)
-    for _ in range(N):
-        gen.send(np.full((H, W, 3), 90, np.uint8))
-    gen.close()
+    video = write_grey_video(folder / "input.mp4", (W, H), N, FPS)
     tracks = []
     for tid, frames, cam in ((1, np.arange(N), [0.5, 0.5 * W / H, -0.5, 0.0]),
                              (4, np.arange(1, 5), [0.45, 0.45 * W / H, 0.6, 0.1])):

@@ -10,6 +10,7 @@ from maed_cli.cli import main
 from maed_cli.results import ResultSet, TrackResult, save_summary, save_track
 from maed_cli.world.frames import WorldFrame, save_world, world_joints, world_root, world_vertices
 
+import synthetic_video
 from test_export import quat_xyzw_to_matrix, read_accessor, skinned_glb_vertices
 
 W, H, FPS, N = 96, 72, 10.0, 6
@@ -314,13 +315,7 @@ def test_world_view_frames_everyone_and_draws_people_and_the_camera(synthetic_bo
 
 
 def write_grey_video(path, frames=N):
-    import imageio_ffmpeg
-    gen = imageio_ffmpeg.write_frames(str(path), (W, H), fps=FPS, macro_block_size=1,
-                                      ffmpeg_log_level="error")
-    gen.send(None)
-    for _ in range(frames):
-        gen.send(np.full((H, W, 3), 90, np.uint8))
-    gen.close()
+    return synthetic_video.write_grey_video(path, (W, H), frames, FPS)
 
 
 def test_render_cli_world_panel(world_results, synthetic_assets, tmp_path, capsys):
