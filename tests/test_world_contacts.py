@@ -3,7 +3,7 @@ import numpy as np
 
 from maed_cli.world.contacts import (ContactThresholds, foot_speeds, label_contacts, lock_feet,
                                      skating)
-from maed_cli.world.ground import estimate_floor
+from maed_cli.world.ground import LevelHorizon, estimate_floor, horizon_axes
 from maed_cli.world.placement import RangeTerms, solve_ranges, smooth_orientations
 from world_scene import exp_so3
 
@@ -107,3 +107,73 @@ def test_floor_fit_per_person_offsets_and_camera_prior():
     assert isinstance(estimate_floor(pts[:5], np.ones(5), groups[:5], up), str)
     scattered = pts + rng.uniform(-1, 1, (len(pts), 1)) * up
     assert isinstance(estimate_floor(scattered, np.ones(len(pts)), groups, up), str)
+
+
+def _floor_points(up, rng, tilt_noise=0.0, offsets=(0.0, 0.04, -0.03)):
+    """Still-foot points of three people on the floor with normal `up`, 2 m below the camera,
+    each person's heights tilted by a random `tilt_noise` (rad): their orientation error."""
+    e1 = np.cross(up, [1.0, 0, 0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(up, e1)
+    pts, groups = [], []
+    for g, offset in enumerate(offsets):
+        uv = rng.uniform(-3, 3, (60, 2))
+        slope = rng.normal(0, tilt_noise, 2)
+        pts.append(uv[:, :1] * e1 + uv[:, 1:] * e2 + (-2.0 + offset + uv @ slope)[:, None] * up
+                   + rng.normal(0, 0.01, (60, 3)))
+        groups.append(np.full(60, g))
+    return np.concatenate(pts), np.concatenate(groups)
+
+
+def _rot_y(a):
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def _rot_x(a):
+    return np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+
+
+def test_level_horizon_of_a_pan_gives_up():
+    """A tripod pan (about gravity) with a tilt of its own: the camera x axes span the
+    horizontal plane, so up follows from the camera alone; the people's tilted heights
+    (orientation errors) are outweighed by it."""
+    pitch0 = np.radians(-12.0)
+    # a level world with y down; camera f = pan about gravity, then its own tilt
+    yaw = np.radians(30.0) * np.sin(np.linspace(0, 2 * np.pi, 90))
+    tilt = np.radians(8.0) * np.sin(np.linspace(0, np.pi, 90))
+    world_from_cam = [_rot_y(a) @ _rot_x(pitch0 + b) for a, b in zip(yaw, tilt)]
+    rotations = np.stack([r.T @ world_from_cam[0] for r in world_from_cam])  # f-from-0
+    up0 = world_from_cam[0].T @ np.array([0.0, -1.0, 0.0])
+    level = LevelHorizon.from_axes(horizon_axes(rotations))
+    assert level.spread_deg > 25
+    assert np.degrees(np.arccos(np.clip(level.up(up0) @ up0, -1, 1))) < 0.01
+    errors = {}
+    for name, prior in (("people", None), ("level", level)):
+        errs = []
+        for trial in range(6):
+            pts, groups = _floor_points(up0, np.random.default_rng(trial), tilt_noise=0.01)
+            floor = estimate_floor(pts, np.ones(len(pts)), groups, up0, level=prior)
+            errs.append(np.degrees(np.arccos(np.clip(floor.up @ up0, -1, 1))))
+            if prior is not None:
+                assert floor.level.startswith("used (pan")
+        errors[name] = np.median(errs)
+    assert errors["level"] < 0.5 * errors["people"]
+    assert errors["level"] < 0.3
+
+
+def test_level_horizon_roll_only_and_dropped_for_a_rolled_camera():
+    up = np.array([0.0, -0.97, -0.2])
+    up /= np.linalg.norm(up)
+    rng = np.random.default_rng(1)
+    pts, groups = _floor_points(up, rng)
+    still = LevelHorizon.from_axes(horizon_axes(None))  # x axis (1, 0, 0), perpendicular to up
+    assert still.up(up) is None  # a still camera fixes the roll, not the pitch
+    floor = estimate_floor(pts, np.ones(len(pts)), groups, up, level=still)
+    assert floor.level.startswith("used (roll only")
+    # a camera rolled by 6 deg: its x axis is 6 deg off the people's floor: the prior goes
+    c, s = np.cos(np.radians(6)), np.sin(np.radians(6))
+    rolled_axis = np.array([c, 0.0, 0.0]) + s * up
+    rolled = LevelHorizon.from_axes(rolled_axis[None])
+    floor = estimate_floor(pts, np.ones(len(pts)), groups, up, level=rolled)
+    assert floor.level.startswith("dropped") and "6.0 deg" in floor.level
+    assert np.degrees(np.arccos(np.clip(floor.up @ up, -1, 1))) < 0.3

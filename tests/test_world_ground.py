@@ -35,9 +35,10 @@ def test_static_scene_meets_the_targets(static_scene, static_build):
     assert m["up_deg"] <= 2.0
     assert m["floor_cm"] <= 3.0
     assert m["rte_pct"] <= 5.0  # every person, after aligning their first frame
-    # the 5 % target is met on some seeds only (benchmarks/world_accuracy.py): the floor
-    # says little about depth where the rays are flat
+    # a still camera gives the roll only: the floor's pitch comes from the people, and the
+    # 5 % pair target is met on about half the seeds (benchmarks/world_ground_accuracy.py)
     assert m["pair_pct"] <= 10.0
+    assert m["penetration_max_cm"] <= 2.0
     assert m["skating_after"] <= 0.5 * m["skating_before"]
     assert m["penetration_cm"] <= 2.0
     summary = static_build.summary
@@ -79,10 +80,18 @@ def test_panning_camera_one_floor_for_everyone(pan_scene):
     assert build.fell_back_reason is None
     m = evaluate_world(s, build)
     assert m["up_deg"] <= 2.0
-    assert m["floor_cm"] <= 5.0
-    assert m["rte_pct_each"][0] <= 5.0  # the person seen longest; short tracks: see README
+    assert m["floor_cm"] <= 3.0
+    assert m["rte_pct"] <= 5.0  # every person, the ones seen in short bursts too
+    assert m["pair_pct"] <= 5.0
     assert m["skating_after"] <= 0.5 * m["skating_before"]
-    assert m["penetration_cm"] <= 2.0
+    assert m["penetration_max_cm"] <= 2.0
+    # the pan swept the camera's x axis through the horizontal plane: up from the camera
+    assert build.summary["floor"]["level_horizon"].startswith("used (pan")
+    # ... which is what fixed the pitch the people leave open
+    free = build_world(s.tracks, s.camera_motion(), s.focal, s.image_size, fps=s.fps,
+                       level_horizon=False)
+    assert free.summary["floor"]["level_horizon"] == "off"
+    assert evaluate_world(s, free)["up_deg"] > m["up_deg"]
     # without the camera rotations the pan looks like people walking on a tilting floor
     still = build_world(s.tracks, None, s.focal, s.image_size, fps=s.fps)
     if still.fell_back_reason is None:

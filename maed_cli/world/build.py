@@ -3,6 +3,7 @@
     camera motion  -> every person's per-frame points in the first camera's frame
     ranges         -> each pelvis keeps its ray, its range smoothed over time (placement.py)
     floor, up      -> RANSAC plane of the still feet of all people + their mean up axis
+                      + a level horizon (the camera's x axes, checked against the people)
                       (+ the camera's tilt when known) (ground.py)
     ranges again   -> with the feet on that floor
     world frame    -> y up, floor y = 0, x/z on the floor, origin under the first person
@@ -23,8 +24,8 @@ from ..results import TrackResult
 from .contacts import ContactThresholds, foot_speeds, label_contacts, lock_feet, skating
 from ..body.joints import PELVIS49
 from .frames import WorldFrame, level_axes, make_world_frame
-from .ground import (FOOT_JOINTS49, Floor, angle_deg, body_up_axis, estimate_floor,
-                     foot_vertex_ids, sole_points)
+from .ground import (FOOT_JOINTS49, Floor, LevelHorizon, angle_deg, body_up_axis,
+                     estimate_floor, foot_vertex_ids, horizon_axes, sole_points)
 from .placement import RangeTerms, smooth_orientations, solve_ranges
 
 MIN_ROWS = 8  # the longest track must have this many frames for a world frame
@@ -131,25 +132,27 @@ def _fallback(tracks, reason: str, camera_summary: dict) -> WorldBuild:
 
 def build_world(tracks: list[TrackResult], camera, focal: float, image_size, body=None, *,
                 fps: float = 30.0, camera_up: np.ndarray | None = None,
+                level_horizon: bool = True,
                 thresholds: ContactThresholds = ContactThresholds()) -> WorldBuild:
     """World arrays for every track and the run's WorldFrame (see the module docstring).
 
     camera: a CameraMotion (maed_cli/world/camera.py), None for a static camera; focal,
     image_size (W, H): the run's; fps: the SOURCE video's frame rate (frame ids are source
     indices); camera_up: the up direction in the first camera's frame when known otherwise
-    (it joins the people's cues). `body` is accepted for callers that have one; the vertices
-    in the tracks are what is used."""
+    (it joins the people's cues); level_horizon: assume the camera's x axis stays level
+    (a prior on up that the people's floor must confirm; see ground.py). `body` is accepted
+    for callers that have one; the vertices in the tracks are what is used."""
     camera_summary = _camera_summary(camera)
     try:
         return _build(list(tracks), camera, float(focal), image_size, float(fps), camera_up,
-                      thresholds, camera_summary)
+                      level_horizon, thresholds, camera_summary)
     except Exception as exc:  # noqa: BLE001 - bad data must not end the run: camera frame
         return _fallback(tracks, f"world layer failed on this input ({type(exc).__name__}: "
                                  f"{exc})", camera_summary)
 
 
-def _build(tracks, camera, focal, image_size, fps, camera_up, thresholds, camera_summary
-           ) -> WorldBuild:
+def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, thresholds,
+           camera_summary) -> WorldBuild:
     people = [p for p in (_person(t, camera, fps) for t in tracks) if p is not None]
     longest = max((len(p) for p in people), default=0)
     if longest < MIN_ROWS:
@@ -176,8 +179,14 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, thresholds, camera
         points.append(sole0[rows[slow], lower[slow]])
         point_weights.append(1.0 / (1.0 + speed[rows[slow], lower[slow]] / 0.2))
         groups.append(np.full(int(slow.sum()), p.track.track_id))
+    level = None
+    if level_horizon:
+        moving = camera is not None and not getattr(camera, "static", True) \
+            and camera.rotations is not None
+        level = LevelHorizon.from_axes(horizon_axes(
+            np.asarray(camera.rotations, np.float64) if moving else None))
     floor = estimate_floor(np.concatenate(points), np.concatenate(point_weights),
-                           np.concatenate(groups), body_up, camera_up)
+                           np.concatenate(groups), body_up, camera_up, level=level)
     if isinstance(floor, str):
         return _fallback(tracks, floor, camera_summary)
 
@@ -245,7 +254,8 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, thresholds, camera
         "frame": "world", "reason": None, "camera": camera_summary,
         "floor": {"source": floor.source, "inliers": floor.inliers,
                   "candidates": floor.candidates, "height_rmse_m": floor.height_rmse_m,
-                  "body_up_angle_deg": floor.body_up_angle_deg},
+                  "body_up_angle_deg": floor.body_up_angle_deg,
+                  "level_horizon": floor.level},
         "skating": {"before_m_s": sum(skate_before) / total,
                     "after_m_s": sum(skate_after) / total, "contact_steps": sum(steps)},
         "penetration_m": float(pen.mean()) if len(pen) else 0.0,

@@ -24,6 +24,9 @@ from scipy.sparse.linalg import spsolve
 from .placement import MAX_GAP_S, SMOOTH_GAP_S, second_difference, segments
 
 
+PENETRATION_TOLERANCE_M = 0.005  # a foot this far below the floor is pushed back up
+
+
 @dataclass(frozen=True)
 class ContactThresholds:
     """on/off: height of the lowest foot point above the floor (m) and horizontal speed
@@ -116,7 +119,7 @@ def _perpendiculars(ray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def lock_feet(t: np.ndarray, root: np.ndarray, ray: np.ndarray, foot: np.ndarray,
               lowest: np.ndarray, contacts: np.ndarray, *, lateral_sigma: float = 0.02,
               ray_sigma: float = 0.15, acc_sigma: float = 2.0, contact_sigma: float = 0.005,
-              floor_sigma: float = 0.005, rounds: int = 2) -> np.ndarray:
+              floor_sigma: float = 0.005, rounds: int = 5) -> np.ndarray:
     """The refined world pelvis trajectory (n, 3).
 
     t (n,) seconds; root (n, 3) the placed pelvis; ray (n, 3) unit camera-to-pelvis
@@ -152,7 +155,9 @@ def lock_feet(t: np.ndarray, root: np.ndarray, ray: np.ndarray, foot: np.ndarray
                 vals_r += [1 / contact_sigma, -1 / contact_sigma]
                 rhs_c.append(-foot[i, k, axis] / contact_sigma)
                 r += 1
-    floor_rows = [(i, k) for k, s, e in contact_runs for i in range(s, e)]
+    # (row, foot) -> stiffness of its floor term: contacts start at 1, a foot still below
+    # the floor after a round gets a new or a stiffer term (an inequality, solved by rounds)
+    floor_rows = {(i, k): 1.0 for k, s, e in contact_runs for i in range(s, e)}
     contact_block = sparse.csr_matrix((vals_r, (rows_r, cols_r)), shape=(r, cols))
     blocks = [sparse.hstack([b, sparse.csr_matrix((b.shape[0], cols - 3 * n))]) for b in blocks]
     blocks.append(contact_block)
@@ -160,22 +165,22 @@ def lock_feet(t: np.ndarray, root: np.ndarray, ray: np.ndarray, foot: np.ndarray
     solution = root
     for _ in range(rounds):
         if floor_rows:
-            fi = np.array([i for i, _ in floor_rows])
-            fk = np.array([k for _, k in floor_rows])
-            floor_block = sparse.csr_matrix((np.full(len(fi), 1 / floor_sigma),
-                                             (np.arange(len(fi)), 3 * fi + 1)),
+            keys = np.array(list(floor_rows), np.int64).reshape(-1, 2)
+            fi, fk = keys[:, 0], keys[:, 1]
+            stiff = np.array(list(floor_rows.values())) / floor_sigma
+            floor_block = sparse.csr_matrix((stiff, (np.arange(len(fi)), 3 * fi + 1)),
                                             shape=(len(fi), cols))
-            floor_rhs = -lowest[fi, fk, 1] / floor_sigma
+            floor_rhs = -lowest[fi, fk, 1] * stiff
         else:
             floor_block, floor_rhs = sparse.csr_matrix((0, cols)), np.zeros(0)
         a = sparse.vstack(blocks + [floor_block]).tocsr()
         b = np.concatenate(rhs + [floor_rhs])
         x = spsolve((a.T @ a).tocsc(), a.T @ b)
         solution = x[:3 * n].reshape(n, 3)
-        below = (solution[:, None, 1] + lowest[:, :, 1]) < -0.005
-        have = set(floor_rows)
-        new = [(int(i), int(k)) for i, k in zip(*np.nonzero(below)) if (i, k) not in have]
-        if not new:
+        below = (solution[:, None, 1] + lowest[:, :, 1]) < -PENETRATION_TOLERANCE_M
+        if not below.any():
             break
-        floor_rows += new
+        for i, k in zip(*np.nonzero(below)):
+            key = (int(i), int(k))
+            floor_rows[key] = 4.0 * floor_rows[key] if key in floor_rows else 1.0
     return solution

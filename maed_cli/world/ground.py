@@ -7,7 +7,13 @@ one floor. Cues, combined:
     least-squares refit of its inliers (the lower envelope: a heel that lifts is an outlier);
   - the mean body up axis over all tracks (people stand roughly upright on average): a prior
     on the plane's normal, which also fixes the roll a single straight walk leaves open;
-  - the camera's tilt when known (`camera_up`, e.g. from a gravity sensor): a second prior.
+  - the camera's tilt when known (`camera_up`, e.g. from a gravity sensor): a second prior;
+  - a level horizon: most footage keeps the camera's x axis horizontal (a tripod's pan/tilt
+    head, a held phone on average). Each frame's camera x axis (in the first camera's frame,
+    from the camera motion) is then perpendicular to up: a still camera gives the roll, a
+    pan sweeps the x axis through a plane whose normal IS up (pitch too). It is a prior with
+    its own check: where the people's floor disagrees with it (a rolled or tumbling camera),
+    it is dropped and the summary says so.
 The floor is (n, d) with n . x + d = 0, n = up (towards the heads), unit.
 """
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Floor:
     candidates: int
     height_rmse_m: float
     body_up_angle_deg: float  # between the floor normal and the people's mean up axis
+    level: str = "off"  # what became of the level-horizon prior (used / dropped / off)
 
     @property
     def plane(self) -> np.ndarray:
@@ -105,9 +112,68 @@ def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
 
 
+def horizon_axes(rotations: np.ndarray | None) -> np.ndarray:
+    """(k, 3) each frame's camera x axis in the first camera's frame, for rotations
+    (n, 3, 3) camera-f-from-camera-0 (None: a still camera, the first x axis only)."""
+    if rotations is None or len(rotations) == 0:
+        return np.array([[1.0, 0.0, 0.0]])
+    return np.asarray(rotations, np.float64)[:, 0, :]
+
+
+@dataclass(frozen=True)
+class LevelHorizon:
+    """The level-horizon prior: n . x_k = 0 for the camera x axes x_k, as a quadratic
+    penalty n^T M n / sigma^2. M is the axes' scatter with its dominant direction (what all
+    x axes share: the roll) counted as ONE observation, since a camera rolled once stays
+    rolled, and the swing of a pan (what fixes the pitch) counted as up to `frames`
+    independent ones (the rotations are chained, so neighbouring frames are correlated)."""
+
+    scatter: np.ndarray  # (3, 3)
+    sigma_rad: float
+    spread_deg: float  # how far the x axis swings (0 for a still camera: the roll only)
+
+    @classmethod
+    def from_axes(cls, axes: np.ndarray, sigma_deg: float = 0.5, frames: int = 60
+                  ) -> "LevelHorizon":
+        axes = np.asarray(axes, np.float64)
+        axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)
+        values, vectors = np.linalg.eigh(axes.T @ axes / len(axes))
+        values = values * min(frames, len(axes))
+        values[-1] = min(values[-1], ROLL_OBSERVATIONS)  # a roll is one error, seen again
+        scatter = (vectors * values) @ vectors.T
+        spread = float(np.degrees(np.arccos(np.clip(np.min(axes @ axes[0]), -1.0, 1.0))))
+        return cls(scatter=scatter, sigma_rad=float(np.radians(sigma_deg)), spread_deg=spread)
+
+    def up(self, towards: np.ndarray) -> np.ndarray | None:
+        """Up on its own (the axes' plane normal) when the x axis swings enough to fix it."""
+        if self.spread_deg < 5.0:
+            return None
+        n = np.linalg.eigh(self.scatter)[1][:, 0]
+        return n if n @ towards >= 0 else -n
+
+    def residual_deg(self, n: np.ndarray) -> float:
+        """RMS angle (deg) between the camera x axes and the plane with normal n."""
+        frames = max(np.trace(self.scatter), 1e-12)
+        return float(np.degrees(np.arcsin(min(1.0, np.sqrt(max(0.0, n @ self.scatter @ n)
+                                                           / frames)))))
+
+    def rows(self, n: np.ndarray, e1: np.ndarray, e2: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Least-squares rows (3, 2) on the tangent step (e1, e2) and their residuals (3,)."""
+        values, vectors = np.linalg.eigh(self.scatter)
+        scale = np.sqrt(np.maximum(values, 0.0)) / self.sigma_rad
+        rows = np.stack([vectors.T @ e1, vectors.T @ e2], 1) * scale[:, None]
+        return rows, (vectors.T @ n) * scale
+
+
+ROLL_OBSERVATIONS = 10.0  # a pan's shared roll counts as this many frames, at most
+EFFECTIVE_POINTS = 6  # independent foot heights per person (a few steps' worth)
+
+
 def fit_floor_normal(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
                      prior: np.ndarray, prior_sigma_rad: float, height_sigma_m: float,
-                     start: np.ndarray, iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+                     start: np.ndarray, iterations: int = 4,
+                     level: LevelHorizon | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The floor normal shared by all people and one offset per person (group): weighted
     least squares of n . x_i + d_g(i), the normal pulled towards `prior` (unit) with a
     standard deviation `prior_sigma_rad` (Gauss-Newton on a small rotation of the normal).
@@ -116,8 +182,14 @@ def fit_floor_normal(points: np.ndarray, weights: np.ndarray, groups: np.ndarray
     feet along the camera rays: their floor looks higher or lower, not tilted. A common
     offset would let the normal tilt to absorb those errors. Returns (normal, d per group)."""
     n = start / np.linalg.norm(start)
-    sw = np.sqrt(weights) / height_sigma_m
     labels, index = np.unique(groups, return_inverse=True)
+    # a person's foot heights share slowly drifting errors (their orientation error times the
+    # foot's lever arm, their range error): count each person as at most EFFECTIVE_POINTS
+    # independent heights, so that the fit's confidence is honest beside the priors
+    totals = np.bincount(index, weights=weights)
+    counts = np.bincount(index)
+    share = np.minimum(counts, EFFECTIVE_POINTS) / np.maximum(totals, 1e-12)
+    sw = np.sqrt(weights * share[index]) / height_sigma_m
     one_hot = np.zeros((len(points), len(labels)))
     one_hot[np.arange(len(points)), index] = 1.0
     d = np.zeros(len(labels))
@@ -131,6 +203,12 @@ def fit_floor_normal(points: np.ndarray, weights: np.ndarray, groups: np.ndarray
         prior_rows = np.zeros((2, jac.shape[1]))
         prior_rows[0, 0] = prior_rows[1, 1] = 1.0 / prior_sigma_rad
         prior_res = -np.array([prior @ e1, prior @ e2]) / prior_sigma_rad
+        if level is not None:
+            rows, level_res = level.rows(n, e1, e2)
+            extra = np.zeros((3, jac.shape[1]))
+            extra[:, :2] = rows
+            prior_rows = np.vstack([prior_rows, extra])
+            prior_res = np.concatenate([prior_res, level_res])
         step, *_ = np.linalg.lstsq(np.vstack([jac, prior_rows]),
                                    -np.concatenate([res, prior_res]), rcond=None)
         n = n + step[0] * e1 + step[1] * e2
@@ -169,19 +247,23 @@ def ransac_plane(points: np.ndarray, prior: np.ndarray, threshold: float, rng,
     return best
 
 
+LEVEL_TOLERANCE_DEG = 2.5  # the people's floor this far off a level horizon: not level
+
+
 def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
                    body_up: np.ndarray, camera_up: np.ndarray | None = None, *,
-                   threshold_m: float = 0.05, body_up_sigma_deg: float = 3.0,
-                   camera_up_sigma_deg: float = 1.0, min_points: int = 12, seed: int = 0
-                   ) -> Floor | str:
+                   level: LevelHorizon | None = None, threshold_m: float = 0.05,
+                   body_up_sigma_deg: float = 3.0, camera_up_sigma_deg: float = 1.0,
+                   min_points: int = 12, seed: int = 0) -> Floor | str:
     """The floor from contact-candidate foot points (m, 3) in the first camera's frame.
 
     weights (m,): confidence of each candidate (slower feet count more); groups (m,): whose
     foot (track id); body_up (3,): the people's mean up axis; camera_up: the up direction
-    from the camera's tilt, when known. The floor's height is the people's consensus (their
-    inlier-weighted mean offset): a person whose feet sit above or below it is misplaced in
-    depth, which placement then corrects. Returns a Floor, or a string saying why there is
-    no floor cue."""
+    from the camera's tilt, when known; level: the level-horizon prior (checked against the
+    people's own floor first, dropped when they disagree). The floor's height is the
+    people's consensus (their inlier-weighted mean offset): a person whose feet sit above or
+    below it is misplaced in depth, which placement then corrects. Returns a Floor, or a
+    string saying why there is no floor cue."""
     rng = np.random.default_rng(seed)
     groups = np.asarray(groups)
     prior, prior_sigma = body_up / np.linalg.norm(body_up), np.radians(body_up_sigma_deg)
@@ -200,10 +282,46 @@ def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
     if inliers.sum() < min_points or inliers.mean() < 0.35:
         return (f"no floor cue: the still feet do not share one plane ({int(inliers.sum())} "
                 f"of {len(points)} near one)")
-    n = prior
+    fit = _refine_floor(points, weights, groups, inliers, prior, prior_sigma, threshold_m,
+                        min_points, None)
+    if isinstance(fit, str):
+        return fit
+    level_note = "off"
+    if level is not None:
+        off = level.residual_deg(fit[0])
+        kind = (f"pan {level.spread_deg:.0f} deg" if level.up(prior) is not None
+                else "roll only")
+        if off <= LEVEL_TOLERANCE_DEG:
+            levelled = _refine_floor(points, weights, groups, fit[2], prior, prior_sigma,
+                                     threshold_m, min_points, level, start=fit[0])
+            if not isinstance(levelled, str):
+                fit = levelled
+                level_note = f"used ({kind}; the people's floor was {off:.1f} deg off it)"
+        else:
+            level_note = (f"dropped: the people's floor is {off:.1f} deg off a level camera "
+                          f"(over {LEVEL_TOLERANCE_DEG} deg: rolled or tumbling camera?)")
+    n, d, inliers, dist = fit
+    if inliers.mean() < 0.35:
+        return (f"no floor cue: the still feet do not share one plane ({int(inliers.sum())} "
+                f"of {len(points)} on it)")
+    rmse = float(np.sqrt(np.average(dist[inliers] ** 2, weights=weights[inliers])))
+    tilt = angle_deg(n, body_up)
+    if tilt > 20.0:
+        return (f"no floor cue: the feet's plane is {tilt:.0f} deg from the people's up "
+                f"direction")
+    return Floor(up=n, d=d, source=source, inliers=int(inliers.sum()),
+                 candidates=len(points), height_rmse_m=rmse, body_up_angle_deg=tilt,
+                 level=level_note)
+
+
+def _refine_floor(points, weights, groups, inliers, prior, prior_sigma, threshold_m,
+                  min_points, level, start=None):
+    """Alternate the shared-normal fit and its inliers, tightening the threshold; returns
+    (normal, consensus d, inliers, signed distances) or a string saying why not."""
+    n = prior if start is None else start
     for threshold in (2 * threshold_m, threshold_m, threshold_m):
         n, offsets = fit_floor_normal(points[inliers], weights[inliers], groups[inliers],
-                                      prior, prior_sigma, threshold_m / 2, n)
+                                      prior, prior_sigma, threshold_m / 2, n, level=level)
         labels = np.unique(groups[inliers])
         own = dict(zip(labels.tolist(), offsets))
         d_of = np.array([own.get(g, np.nan) for g in groups.tolist()])
@@ -211,15 +329,6 @@ def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
         inliers = np.abs(np.nan_to_num(dist, nan=np.inf)) < threshold
         if inliers.sum() < min_points:
             return "no floor cue: the still feet do not share one plane"
-    if inliers.mean() < 0.35:
-        return (f"no floor cue: the still feet do not share one plane ({int(inliers.sum())} "
-                f"of {len(points)} on it)")
     counts = np.array([np.sum(inliers & (groups == g)) for g in labels])
     d = float(np.sum(counts * offsets) / counts.sum())
-    rmse = float(np.sqrt(np.average(dist[inliers] ** 2, weights=weights[inliers])))
-    tilt = angle_deg(n, body_up)
-    if tilt > 20.0:
-        return (f"no floor cue: the feet's plane is {tilt:.0f} deg from the people's up "
-                f"direction")
-    return Floor(up=n, d=d, source=source, inliers=int(inliers.sum()),
-                 candidates=len(points), height_rmse_m=rmse, body_up_angle_deg=tilt)
+    return n, d, inliers, dist
