@@ -1,6 +1,7 @@
 """World layer accuracy, ground part (issue #15 points 2-4): up, floor, placement, contacts.
 
-    PYTHONPATH=. python benchmarks/world_ground_accuracy.py [--seeds 5] [--frames 90] [--json OUT]
+    PYTHONPATH=. python benchmarks/world_ground_accuracy.py [--seeds 5] [--frames 90]
+        [--rendered] [--json OUT]
 
 On the synthetic scenes of tests/world_scene.py (3 SMPL walkers with planted feet, MAED-like
 camera-frame results with depth noise on the crop scale s and orientation noise), with the
@@ -11,6 +12,9 @@ trajectory error after aligning each person's first frame (% of the distance wal
 person), error of the distance between persons 1 and 2 (%), foot skating before (raw cam_t)
 and after (m/s, mean horizontal speed of a foot labelled in contact), ground penetration
 (mean and max over frames, cm), and the cost of build_world (ms per person-frame).
+--rendered adds the end-to-end rows: the static and panning scenes rendered to pixels
+(tests/world_render.py, 640x360), the camera motion ESTIMATED from them
+(maed_cli.world.camera) and the world built on that estimate.
 Targets (issue #15): up <= 2 deg, floor <= 3 cm, trajectory <= 5 %, pair <= 5 %, skating
 reduced >= 50 %, penetration <= 2 cm.
 """
@@ -44,20 +48,37 @@ def configurations():
     ]
 
 
-def ground_accuracy(seeds: int = 5, frames: int = 90) -> list[dict]:
+def estimated_camera(scene):
+    """The camera motion estimated from the scene rendered to pixels (the demo's estimator)."""
+    from world_render import render_world_scene
+
+    from maed_cli.world.camera import CameraMotionEstimator
+    frames, boxes = render_world_scene(scene)
+    estimator = CameraMotionEstimator(scene.focal, scene.image_size)
+    for fid, frame, b in zip(scene.frame_ids, frames, boxes):
+        estimator.add(int(fid), frame, b)
+    return estimator.finish()
+
+
+def ground_accuracy(seeds: int = 5, frames: int = 90, rendered: bool = False) -> list[dict]:
     """One row per configuration: each metric's median and max over `seeds` scenes."""
     from world_scene import evaluate_world, make_scene, synthetic_body
 
     from maed_cli.world import build_world
     body = synthetic_body()
     rows = []
-    for name, kwargs in configurations():
+    configs = [(name, kwargs, False) for name, kwargs in configurations()]
+    if rendered:
+        configs += [("rendered static, ESTIMATED camera", dict(camera="static"), True),
+                    ("rendered pan, ESTIMATED camera", dict(camera="pan"), True)]
+    for name, kwargs, estimate in configs:
         values, fallbacks = [], []
         for seed in range(seeds):
             scene = make_scene(body, people=3, frames=frames, seed=seed, **kwargs)
+            camera = estimated_camera(scene) if estimate else scene.camera_motion()
             start = time.perf_counter()
-            build = build_world(scene.tracks, scene.camera_motion(), scene.focal,
-                                scene.image_size, fps=scene.fps)
+            build = build_world(scene.tracks, camera, scene.focal, scene.image_size,
+                                fps=scene.fps)
             seconds = time.perf_counter() - start
             if build.fell_back_reason:
                 fallbacks.append(build.fell_back_reason)
@@ -88,9 +109,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--rendered", action="store_true",
+                        help="also the end-to-end rows: camera estimated from rendered frames")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    rows = ground_accuracy(args.seeds, args.frames)
+    rows = ground_accuracy(args.seeds, args.frames, args.rendered)
     print_ground_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"ground": rows}, indent=2))
