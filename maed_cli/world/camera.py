@@ -277,6 +277,7 @@ class CameraMotionEstimator:
         self._prev_mask: np.ndarray | None = None
         self._hann: np.ndarray | None = None
         self._fit_stats: tuple[float, float, float] | None = None
+        self._lost = False            # the previous frame could not be fitted
         self._broken: str | None = None
 
     # -- per frame --
@@ -342,13 +343,16 @@ class CameraMotionEstimator:
     def _track(self, grey: np.ndarray, mask: np.ndarray) -> None:
         self._fit_stats = None
         done = self._fit_to_key(grey, mask, self._predicted_flow())
-        if not done:
+        if not done and not self._lost:
             # The keyframe was lost: most often the image moved further in one frame than
             # the pyramid reaches (a fast pan on a small frame, or the first frames of a pan,
             # before there is a rate to predict from), or its corners were covered. Holding
             # the last rotation would leave this frame's motion out of every later frame, so
             # the step from the previous frame (whose rotation is known) is tried once more:
-            # from fresh corners there, started at the whole image's shift.
+            # from fresh corners there, started at the whole image's shift. Not when the
+            # previous frame was lost too: then there is no background to follow here
+            # (textureless, covered, blurred) and a second try would only double the cost
+            # of every such frame.
             if self._key.grey is not self._prev_grey:  # (else it is that frame already)
                 self._new_keyframe(self._prev_grey, self._prev_mask)
             if len(self._key.points) >= MIN_TRACKED:
@@ -358,6 +362,7 @@ class CameraMotionEstimator:
             self._motion.append(motion)
             self._inliers.append(inlier_ratio)
             self._residuals.append(residual)
+        self._lost = not done
         if not done:
             # lost: hold the last rotation and start again from this frame
             self._failed += 1
