@@ -6,7 +6,7 @@ import pytest
 
 from maed_cli.world.camera import CameraMotion, CameraMotionEstimator, fit_rotation, kabsch
 from world_render import (DEFAULT_WALKERS, RoomRenderer, camera_path, rotation_errors_deg,
-                          static_path, textureless_frames, yaw_pitch)
+                          static_path, steady_pan, textureless_frames, yaw_pitch)
 
 FRAMES = 40
 
@@ -44,6 +44,22 @@ def test_panning_camera_rotations_within_half_a_degree(renderer, panning):
     assert motion.keyframes > 1  # the pan leaves the first view: re-anchored on keyframes
     np.testing.assert_allclose(motion.rotations[0], np.eye(3))
     assert list(motion.frame_ids) == list(range(FRAMES))
+
+
+
+@pytest.mark.parametrize("size", [(320, 180), (960, 540)])
+def test_fast_pan_from_the_first_frame_is_followed(size):
+    """7 deg per frame from the first frame on (about 45 px per frame at 320x180, 67 px at
+    the 480-wide working size of 960x540): more than the LK pyramid follows from a standing
+    start. Every frame's motion must still count: a frame whose rotation is held instead
+    leaves its 7 deg out of all later frames."""
+    renderer = RoomRenderer(*size)
+    path = steady_pan(10, 7.0)
+    frames, boxes = renderer.render_path(path)
+    motion = estimate(frames, boxes, renderer.focal, size=size)
+    err = rotation_errors_deg(motion.rotations, path.rotations)
+    assert not motion.static and motion.reason_unusable is None
+    assert np.median(err) <= 0.5 and err.max() <= 2.0, err
 
 
 def test_people_boxes_are_masked_out(renderer):

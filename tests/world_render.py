@@ -80,6 +80,15 @@ def camera_path(frames: int, yaw_amp: float = 30.0, pitch_amp: float = 10.0,
     return CameraPath(rotations, centres, absolute)
 
 
+
+def steady_pan(frames: int, deg_per_frame: float, pitch0: float = 8.0) -> CameraPath:
+    """A pan already turning at `deg_per_frame` on the first frame (no easing in, as when a
+    clip starts mid-pan), with a small tilt so that the rotation is not about one axis."""
+    yaw = deg_per_frame * np.arange(frames)
+    pitch = pitch0 + 0.3 * deg_per_frame * np.sin(np.linspace(0.0, np.pi, frames))
+    absolute = np.stack([yaw_pitch(a, b) for a, b in zip(yaw, pitch)])
+    return CameraPath(absolute @ absolute[0].T, np.zeros((frames, 3)), absolute)
+
 @dataclass
 class Walker:
     """A billboard person: feet at `start` + t * `velocity` on the floor (first-camera frame)."""

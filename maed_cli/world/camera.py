@@ -4,9 +4,15 @@ Background corners (Shi-Tomasi) are tracked with pyramidal Lucas-Kanade optical 
 downscaled grey frames, with the person boxes (dilated) masked out, and kept only when the
 backward flow returns them to where they started. Each frame is matched against a keyframe
 (not only the previous frame), so the rotation error does not add up frame by frame but only
-when the keyframe is replaced (when too few of its corners are still in view). Per frame the
-rotation-only model x_f = R x_k is fitted on the corners' bearing vectors (K^-1 [u, v, 1],
-normalised): 3-point Kabsch hypotheses inside RANSAC, then least squares on the inliers.
+when the keyframe is replaced (when too few of its corners are still in view). The flow
+starts where the last frame's rotation, kept up, puts each corner, so a steady pan may move
+the image further per frame than the pyramid alone can follow. When the keyframe is lost all
+the same (a pan starting fast, a jerk, the corners covered), the step from the previous frame
+is tried once more from fresh corners there, started at the whole image's shift (phase
+correlation), before the rotation is held: a held rotation leaves that frame's motion out of
+every later frame. Per frame the rotation-only model x_f = R x_k is fitted on the corners'
+bearing vectors (K^-1 [u, v, 1], normalised): 3-point Kabsch hypotheses inside RANSAC, then
+least squares on the inliers.
 
 Decisions, stored with the result:
 - static: the median background displacement is under STATIC_MEDIAN_PX per frame and the
@@ -260,12 +266,18 @@ class CameraMotionEstimator:
         f = float(self.focal) * self.scale
         cx, cy = self.work_size[0] / 2.0, self.work_size[1] / 2.0
         self._k_inv = np.array([[1 / f, 0, -cx / f], [0, 1 / f, -cy / f], [0, 0, 1]])
+        self._k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1]])
         self._f_work = f
         self._rng = np.random.default_rng(self.seed)
         self._key: _Keyframe | None = None
         self._prev_grey: np.ndarray | None = None
         self._prev_points: np.ndarray | None = None   # keyframe corners' positions last frame
         self._rotation = np.eye(3)
+        self._velocity = np.eye(3)    # the last frame-to-frame rotation (the motion prior)
+        self._prev_mask: np.ndarray | None = None
+        self._hann: np.ndarray | None = None
+        self._fit_stats: tuple[float, float, float] | None = None
+        self._lost = False            # the previous frame could not be fitted
         self._broken: str | None = None
 
     # -- per frame --
@@ -295,7 +307,7 @@ class CameraMotionEstimator:
             self._new_keyframe(grey, mask)
         else:
             self._track(grey, mask)
-        self._prev_grey = grey
+        self._prev_grey, self._prev_mask = grey, mask
 
     def _background_mask(self, boxes) -> np.ndarray:
         """uint8 (h, w) work-size mask: 255 on the background, 0 in the dilated person boxes."""
@@ -329,48 +341,104 @@ class CameraMotionEstimator:
         self._keyframes += 1
 
     def _track(self, grey: np.ndarray, mask: np.ndarray) -> None:
+        self._fit_stats = None
+        done = self._fit_to_key(grey, mask, self._predicted_flow())
+        if not done and not self._lost:
+            # The keyframe was lost: most often the image moved further in one frame than
+            # the pyramid reaches (a fast pan on a small frame, or the first frames of a pan,
+            # before there is a rate to predict from), or its corners were covered. Holding
+            # the last rotation would leave this frame's motion out of every later frame, so
+            # the step from the previous frame (whose rotation is known) is tried once more:
+            # from fresh corners there, started at the whole image's shift. Not when the
+            # previous frame was lost too: then there is no background to follow here
+            # (textureless, covered, blurred) and a second try would only double the cost
+            # of every such frame.
+            if self._key.grey is not self._prev_grey:  # (else it is that frame already)
+                self._new_keyframe(self._prev_grey, self._prev_mask)
+            if len(self._key.points) >= MIN_TRACKED:
+                done = self._fit_to_key(grey, mask, self._image_shift(grey, mask))
+        if self._fit_stats is not None:  # the fit this frame ended with, kept or not
+            motion, inlier_ratio, residual = self._fit_stats
+            self._motion.append(motion)
+            self._inliers.append(inlier_ratio)
+            self._residuals.append(residual)
+        self._lost = not done
+        if not done:
+            # lost: hold the last rotation and start again from this frame
+            self._failed += 1
+            self._velocity = np.eye(3)
+            self._new_keyframe(grey, mask)
+
+    def _predicted_flow(self) -> np.ndarray:
+        """(n, 2) expected image motion of the tracked corners since the previous frame,
+        from the last frame's rotation (a camera turning at a steady rate)."""
+        points = self._prev_points.astype(np.float64)
+        proj = self._bearings(points) @ (self._k @ self._velocity).T
+        z = proj[:, 2]
+        flow = np.zeros_like(points)
+        ahead = z > 1e-6
+        flow[ahead] = proj[ahead, :2] / z[ahead, None] - points[ahead]
+        return flow
+
+    def _image_shift(self, grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(n, 2) the background's shift since the previous frame for every tracked corner:
+        one phase correlation of the two frames with the person boxes filled flat."""
+        def flat(img, m):
+            bg = m > 0
+            img = img.astype(np.float32)
+            img[~bg] = img[bg].mean() if bg.any() else img.mean()
+            return img
+        if self._hann is None:
+            self._hann = cv2.createHanningWindow(self.work_size, cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(flat(self._prev_grey, self._prev_mask),
+                                         flat(grey, mask), self._hann)
+        return np.tile([dx, dy], (len(self._prev_points), 1))
+
+    def _fit_to_key(self, grey: np.ndarray, mask: np.ndarray, guess: np.ndarray) -> bool:
+        """Track the keyframe's corners from the previous frame into `grey` (LK started at
+        their positions there plus `guess`), fit the rotation; False when too few held."""
         key = self._key
         assert key is not None and self._prev_grey is not None
-        ok = np.zeros(len(key.points), bool)
-        if len(key.points) >= MIN_TRACKED:
-            lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS,
-                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-            prev = self._prev_points.reshape(-1, 1, 2)
-            # (the Python binding takes no prebuilt pyramids: each call builds its own)
-            cur, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_grey, grey, prev, None, **lk)
-            back, status_b, _ = cv2.calcOpticalFlowPyrLK(grey, self._prev_grey, cur, None, **lk)
-            cur, back, prev = cur.reshape(-1, 2), back.reshape(-1, 2), prev.reshape(-1, 2)
-            w, h = self.work_size
-            inside = (cur[:, 0] >= 0) & (cur[:, 1] >= 0) & (cur[:, 0] <= w - 1) & \
-                     (cur[:, 1] <= h - 1)
-            ok = (status.ravel() == 1) & (status_b.ravel() == 1) & inside & \
-                 (np.linalg.norm(back - prev, axis=1) < FB_MAX_PX)
-            xi = np.clip(np.round(cur[:, 0]).astype(int), 0, w - 1)
-            yi = np.clip(np.round(cur[:, 1]).astype(int), 0, h - 1)
-            ok &= mask[yi, xi] > 0
-            if ok.sum() >= MIN_TRACKED:
-                self._motion.append(float(np.median(np.linalg.norm(cur[ok] - prev[ok], axis=1)))
-                                    / self.scale)
+        if len(key.points) < MIN_TRACKED:
+            return False
+        lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+        prev = self._prev_points.reshape(-1, 1, 2)
+        start = (prev + guess.reshape(-1, 1, 2)).astype(np.float32)
+        # (the Python binding takes no prebuilt pyramids: each call builds its own)
+        cur, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_grey, grey, prev, start, **lk)
+        # the way back starts from the same guess, so that it checks rather than echoes it
+        back_start = (cur - guess.reshape(-1, 1, 2)).astype(np.float32)
+        back, status_b, _ = cv2.calcOpticalFlowPyrLK(grey, self._prev_grey, cur, back_start,
+                                                     **lk)
+        cur, back, prev = cur.reshape(-1, 2), back.reshape(-1, 2), prev.reshape(-1, 2)
+        w, h = self.work_size
+        inside = (cur[:, 0] >= 0) & (cur[:, 1] >= 0) & (cur[:, 0] <= w - 1) & \
+                 (cur[:, 1] <= h - 1)
+        ok = (status.ravel() == 1) & (status_b.ravel() == 1) & inside & \
+             (np.linalg.norm(back - prev, axis=1) < FB_MAX_PX)
+        xi = np.clip(np.round(cur[:, 0]).astype(int), 0, w - 1)
+        yi = np.clip(np.round(cur[:, 1]).astype(int), 0, h - 1)
+        ok &= mask[yi, xi] > 0
         if ok.sum() < MIN_TRACKED:
-            # lost the keyframe: hold the last rotation and start again from this frame
-            self._failed += 1
-            self._new_keyframe(grey, mask)
-            return
+            return False
         rel, inliers, residuals = fit_rotation(key.bearings[ok], self._bearings(cur[ok]),
                                                INLIER_PX / self._f_work, self._rng)
-        self._inliers.append(float(inliers.mean()))
-        self._residuals.append(float(np.median(residuals)) * self._f_work)
+        self._fit_stats = (float(np.median(np.linalg.norm(cur[ok] - prev[ok], axis=1)))
+                           / self.scale, float(inliers.mean()),
+                           float(np.median(residuals)) * self._f_work)
         if inliers.sum() < MIN_TRACKED:
-            self._failed += 1
-            self._new_keyframe(grey, mask)
-            return
-        self._rotation = rel @ key.rotation
+            return False
+        rotation = rel @ key.rotation
+        self._velocity = rotation @ self._rotation.T
+        self._rotation = rotation
         keep = np.flatnonzero(ok)[inliers]
         if len(keep) < REFRESH_FRACTION * key.count:
             self._new_keyframe(grey, mask)
-            return
+            return True
         key.points, key.bearings = key.points[keep], key.bearings[keep]
         self._prev_points = cur[keep].astype(np.float32)
+        return True
 
     # -- the result --
 
