@@ -42,7 +42,8 @@ from .video.detect import (DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDete
 from .video.io import FrameSource, open_frames
 from .video.track import (DEFAULT_MIN_TRACK, PersonTracker, TrackerConfig, Tracklet,
                           tracklets_from_boxes)
-from .world.camera import CAMERA_MODES, CameraMotion, CameraMotionEstimator
+from .world.camera import CameraMotionEstimator
+from .world.camera_motion import CAMERA_MODES, CameraMotion
 
 CACHE_DIR = "cache"
 CACHE_VERSION = 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maed_cli.world.camera import CameraMotion, CameraMotionEstimator, fit_rotation, kabsch
+from maed_cli.world.camera import CameraMotionEstimator
+from maed_cli.world.camera_motion import CameraMotion
+from maed_cli.world.rotation_fit import fit_rotation, kabsch
 from world_render import (DEFAULT_WALKERS, RoomRenderer, camera_path, rotation_errors_deg,
                           static_path, steady_pan, textureless_frames, yaw_pitch)
 

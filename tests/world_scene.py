@@ -111,7 +111,7 @@ class ScenePerson:
 
 @dataclass
 class TrueCameraMotion:
-    """Stand-in for maed_cli.world.camera.CameraMotion with the true rotations."""
+    """Stand-in for maed_cli.world.camera_motion.CameraMotion with the true rotations."""
 
     frame_ids: np.ndarray
     rotations: np.ndarray  # (F, 3, 3) camera-f-from-camera-0

@@ -1,7 +1,8 @@
 """The world layer: one shared, gravity-aligned world frame for every tracked person.
 
 Between the body results and render/export (it knows nothing of video decoding or the CLI):
-`camera.py` estimates the camera's rotation from the video, `ground.py` the up direction and
+`camera.py` estimates the camera's rotation from the video (`rotation_fit.py` the
+rotation-only fits, `camera_motion.py` the result kept with the run), `ground.py` the up direction and
 the floor, `placement.py` each person's metric, depth-stabilised position, `contacts.py` foot
 contacts and the foot lock, `frames.py` the world frame and its file, `build.py` assembles
 them (`build_world`).

@@ -136,7 +136,7 @@ def build_world(tracks: list[TrackResult], camera, focal: float, image_size, bod
                 thresholds: ContactThresholds = ContactThresholds()) -> WorldBuild:
     """World arrays for every track and the run's WorldFrame (see the module docstring).
 
-    camera: a CameraMotion (maed_cli/world/camera.py), None for a static camera; focal,
+    camera: a CameraMotion (maed_cli/world/camera_motion.py), None for a static camera; focal,
     image_size (W, H): the run's; fps: the SOURCE video's frame rate (frame ids are source
     indices); camera_up: the up direction in the first camera's frame when known otherwise
     (it joins the people's cues); level_horizon: assume the camera's x axis stays level

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-CAMERA_MODES = ("auto", "static", "moving")
+from .camera_motion import CAMERA_MODES, CameraMotion
+from .rotation_fit import fit_rotation, rotation_angle_deg
 
 WORK_WIDTH = 480            # frames are downscaled to at most this width (pixels)
 STATIC_MEDIAN_PX = 0.5      # full-resolution pixels per frame
@@ -45,182 +46,11 @@ LK_WINDOW = (21, 21)
 LK_LEVELS = 3
 FB_MAX_PX = 0.7             # forward-backward flow error allowed (work pixels)
 INLIER_PX = 1.0             # RANSAC threshold (work pixels)
-RANSAC_ITERATIONS = 64
 TRANSLATING_RESIDUAL_PX = 0.2   # median fit residual (work px) above which the model is doubted
 # (a rotating camera leaves ~0.05-0.1 px, also with noise and JPEG artefacts; 0.3 m of
 # sideways motion in a room leaves ~0.3 px)
 TRANSLATING_INLIERS = 0.75      # median inlier ratio below which the model is doubted
 UNUSABLE_FRACTION = 0.5     # more frames than this without a fit: the motion is not usable
-
-
-@dataclass
-class CameraMotion:
-    """The camera's rotation per decoded frame.
-
-    frame_ids (F,) int64: source frame indices, as given to the estimator;
-    rotations (F, 3, 3): camera-f-from-camera-0 (x_f = R[f] @ x_0, R[0] = I), after the mode
-    (exactly the identity when static);
-    estimated (F, 3, 3): the estimate whatever the mode (what `with_mode` starts from);
-    static: the rotations are the identity (decided, or requested);
-    median_motion_px: median per-frame background displacement, full-resolution pixels;
-    inlier_ratio: median RANSAC inlier ratio of the rotation-only fits;
-    max_rotation_deg: largest angle between the camera of any frame and the first one
-    (of the estimate);
-    residual_px: median residual of the fits, full-resolution pixels;
-    translating_warning / reason_unusable: one line each, or None.
-    """
-
-    frame_ids: np.ndarray
-    rotations: np.ndarray
-    estimated: np.ndarray
-    static: bool
-    requested: str
-    detected_static: bool
-    median_motion_px: float
-    inlier_ratio: float
-    max_rotation_deg: float
-    residual_px: float
-    translating_warning: str | None
-    reason_unusable: str | None
-    focal: float
-    image_size: tuple[int, int]
-    ms_per_frame: float = 0.0
-    keyframes: int = 0
-
-    @property
-    def mode(self) -> str:
-        """The mode in effect: "static" (identity rotations) or "moving"."""
-        return "static" if self.static else "moving"
-
-    def __len__(self) -> int:
-        return len(self.frame_ids)
-
-    @classmethod
-    def static_for(cls, frame_ids, focal: float, image_size: tuple[int, int],
-                   requested: str = "static", reason_unusable: str | None = None
-                   ) -> CameraMotion:
-        """A still camera over `frame_ids` (identity rotations, nothing measured)."""
-        frame_ids = np.asarray(frame_ids, np.int64).reshape(-1)
-        eye = np.broadcast_to(np.eye(3), (len(frame_ids), 3, 3)).copy()
-        return cls(frame_ids, eye, eye.copy(), True, requested, True, 0.0, 1.0, 0.0, 0.0,
-                   None, reason_unusable, float(focal),
-                   (int(image_size[0]), int(image_size[1])))
-
-    def with_mode(self, mode: str) -> CameraMotion:
-        """The same estimate under --camera `mode` (auto: as decided; static: identity;
-        moving: the estimated rotations even where the camera looked still)."""
-        if mode not in CAMERA_MODES:
-            raise ValueError(f"camera mode {mode!r}: expected one of {CAMERA_MODES}")
-        static = {"auto": self.detected_static, "static": True,
-                  "moving": self.reason_unusable is not None}[mode]
-        rotations = (np.broadcast_to(np.eye(3), self.estimated.shape).copy() if static
-                     else self.estimated.copy())
-        return replace(self, rotations=rotations, static=static, requested=mode)
-
-    def rotations_for(self, frame_ids) -> np.ndarray:
-        """(n, 3, 3) camera-f-from-camera-0 for the given SOURCE frame indices."""
-        frame_ids = np.asarray(frame_ids, np.int64).reshape(-1)
-        pos = np.searchsorted(self.frame_ids, frame_ids)
-        pos = np.clip(pos, 0, max(len(self.frame_ids) - 1, 0))
-        if len(self.frame_ids) == 0 or np.any(self.frame_ids[pos] != frame_ids):
-            missing = frame_ids[self.frame_ids[pos] != frame_ids] if len(self.frame_ids) \
-                else frame_ids
-            raise KeyError(f"frames without a camera estimate: {missing[:5].tolist()}")
-        return self.rotations[pos]
-
-    def camera_to_first(self, frame_ids=None) -> np.ndarray:
-        """(n, 3, 3) camera-0-from-camera-f (R[f].T): x_0 = R[f].T @ x_f."""
-        rot = self.rotations if frame_ids is None else self.rotations_for(frame_ids)
-        return np.transpose(rot, (0, 2, 1)).copy()
-
-    def summary(self) -> dict:
-        """The `summary.json["world"]["camera"]` block."""
-        return {"mode": self.mode, "requested": self.requested,
-                "median_motion_px": round(float(self.median_motion_px), 3),
-                "inlier_ratio": round(float(self.inlier_ratio), 3),
-                "max_rotation_deg": round(float(self.max_rotation_deg), 3),
-                "residual_px": round(float(self.residual_px), 3),
-                "translating_warning": self.translating_warning,
-                "reason_unusable": self.reason_unusable,
-                "ms_per_frame": round(float(self.ms_per_frame), 2)}
-
-    # --- plain arrays (the tracks cache) ---------------------------------------------------
-
-    def to_arrays(self, prefix: str = "camera_") -> dict[str, np.ndarray]:
-        text = {"translating_warning": self.translating_warning or "",
-                "reason_unusable": self.reason_unusable or "", "requested": self.requested}
-        out = {"frame_ids": self.frame_ids, "estimated": self.estimated,
-               "detected_static": np.bool_(self.detected_static),
-               "numbers": np.array([self.median_motion_px, self.inlier_ratio,
-                                    self.max_rotation_deg, self.residual_px, self.focal,
-                                    self.ms_per_frame, self.keyframes], np.float64),
-               "image_size": np.array(self.image_size, np.int64),
-               **{k: np.array(v) for k, v in text.items()}}
-        return {prefix + k: v for k, v in out.items()}
-
-    @classmethod
-    def from_arrays(cls, data, prefix: str = "camera_") -> CameraMotion:
-        """Inverse of `to_arrays` (raises KeyError when the arrays are not there)."""
-        numbers = np.asarray(data[prefix + "numbers"], np.float64)
-        text = {k: str(data[prefix + k]) for k in ("translating_warning", "reason_unusable",
-                                                   "requested")}
-        size = np.asarray(data[prefix + "image_size"]).tolist()
-        estimated = np.asarray(data[prefix + "estimated"], np.float64)
-        motion = cls(np.asarray(data[prefix + "frame_ids"], np.int64), estimated.copy(),
-                     estimated, False, "auto", bool(data[prefix + "detected_static"]),
-                     *(float(x) for x in numbers[:4]), text["translating_warning"] or None,
-                     text["reason_unusable"] or None, float(numbers[4]),
-                     (int(size[0]), int(size[1])), float(numbers[5]), int(numbers[6]))
-        return motion.with_mode(text["requested"] or "auto")
-
-
-# --- rotation fits on bearing vectors ------------------------------------------------------
-
-def kabsch(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Rotations R minimising sum |b - R a|^2: a, b (..., n, 3) -> (..., 3, 3)."""
-    if weights is not None:
-        a = a * weights[..., None]
-    m = np.einsum("...ni,...nj->...ij", b, a)
-    u, _, vt = np.linalg.svd(m)
-    d = np.sign(np.linalg.det(u @ vt))
-    d = np.where(d == 0, 1.0, d)
-    u = u.copy()
-    u[..., :, 2] *= d[..., None]
-    return u @ vt
-
-
-def fit_rotation(a: np.ndarray, b: np.ndarray, threshold: float, rng: np.random.Generator,
-                 iterations: int = RANSAC_ITERATIONS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Robust R with b ~ R a for unit bearings a, b (n, 3).
-
-    Returns (R (3, 3), inlier mask (n,), residuals (n,) as chord lengths |b - R a|, which are
-    angles in radians for small errors). `threshold` is in the same unit.
-    """
-    n = len(a)
-    samples = np.argsort(rng.random((iterations, n)), axis=1)[:, :3]
-    hyps = kabsch(a[samples], b[samples])                               # (it, 3, 3)
-    diff = b.T[None] - hyps @ a.T                                        # (it, 3, n)
-    err = np.sqrt(np.einsum("kin,kin->kn", diff, diff))
-    best = int(np.argmax((err < threshold).sum(axis=1)))
-    inliers = err[best] < threshold
-    rot = hyps[best]
-    for _ in range(3):
-        if inliers.sum() < 3:
-            break
-        rot = kabsch(a[inliers], b[inliers])
-        residuals = np.linalg.norm(b - a @ rot.T, axis=1)
-        new = residuals < threshold
-        if np.array_equal(new, inliers):
-            break
-        inliers = new
-    residuals = np.linalg.norm(b - a @ rot.T, axis=1)
-    return rot, residuals < threshold, residuals
-
-
-def rotation_angle_deg(rot: np.ndarray) -> np.ndarray:
-    """Angle of rotation matrices (..., 3, 3) in degrees."""
-    cos = (np.trace(rot, axis1=-2, axis2=-1) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
 # --- the estimator -------------------------------------------------------------------------
