@@ -74,6 +74,71 @@ const matcap = (() => {
   return texture;
 })();
 
+// Area-weighted vertex normals (what BufferGeometry.computeVertexNormals gives) in one pass
+// over plain typed arrays: the generic version costs several times more per frame and runs
+// for every person at every frame of playback.
+function vertexNormals(pos, out) {
+  out.fill(0);
+  for (let f = 0; f < faces.length; f += 3) {
+    const a = 3 * faces[f], b = 3 * faces[f + 1], c = 3 * faces[f + 2];
+    const ux = pos[b] - pos[a], uy = pos[b + 1] - pos[a + 1], uz = pos[b + 2] - pos[a + 2];
+    const vx = pos[c] - pos[a], vy = pos[c + 1] - pos[a + 1], vz = pos[c + 2] - pos[a + 2];
+    const nx = uy * vz - uz * vy, ny = uz * vx - ux * vz, nz = ux * vy - uy * vx;
+    out[a] += nx; out[a + 1] += ny; out[a + 2] += nz;
+    out[b] += nx; out[b + 1] += ny; out[b + 2] += nz;
+    out[c] += nx; out[c + 1] += ny; out[c + 2] += nz;
+  }
+  for (let v = 0; v < out.length; v += 3) {
+    const n = Math.hypot(out[v], out[v + 1], out[v + 2]) || 1;
+    out[v] /= n; out[v + 1] /= n; out[v + 2] /= n;
+  }
+}
+
+const PATH_TOLERANCE = 0.01;  // metres a drawn trajectory may leave the pelvis path
+const PATH_POINTS = 4000;     // at most this many points per drawn trajectory
+
+// The trajectory with the points a line within PATH_TOLERANCE of the path does not need
+// (Ramer-Douglas-Peucker), the tolerance doubled until at most PATH_POINTS stay: every line
+// segment costs a software rasteriser as much as a mesh triangle, at every frame, and a
+// 10-minute path has tens of thousands of them.
+function simplifyPath(path) {
+  const n = path.length / 3;
+  if (n <= 2) return path;
+  const keep = new Uint8Array(n);
+  for (let tolerance = PATH_TOLERANCE; ; tolerance *= 2) {
+    keep.fill(0);
+    keep[0] = keep[n - 1] = 1;
+    let kept = 2;
+    const stack = [0, n - 1];
+    while (stack.length && kept <= PATH_POINTS) {
+      const j = stack.pop(), i = stack.pop();
+      const ax = path[3 * i], ay = path[3 * i + 1], az = path[3 * i + 2];
+      const dx = path[3 * j] - ax, dy = path[3 * j + 1] - ay, dz = path[3 * j + 2] - az;
+      const dd = dx * dx + dy * dy + dz * dz;
+      let worst = -1, far = tolerance * tolerance;
+      for (let k = i + 1; k < j; k++) {
+        const px = path[3 * k] - ax, py = path[3 * k + 1] - ay, pz = path[3 * k + 2] - az;
+        const t = dd > 0 ? Math.max(0, Math.min(1, (px * dx + py * dy + pz * dz) / dd)) : 0;
+        const ex = px - t * dx, ey = py - t * dy, ez = pz - t * dz;
+        const e = ex * ex + ey * ey + ez * ez;
+        if (e > far) { far = e; worst = k; }
+      }
+      if (worst >= 0) {
+        keep[worst] = 1;
+        kept++;
+        stack.push(i, worst, worst, j);
+      }
+    }
+    if (kept <= PATH_POINTS) {
+      const out = new Float32Array(3 * kept);
+      for (let k = 0, o = 0; k < n; k++) {
+        if (keep[k]) { out.set(path.subarray(3 * k, 3 * k + 3), o); o += 3; }
+      }
+      return out;
+    }
+  }
+}
+
 class Person {
   constructor(info) {
     Object.assign(this, info);
@@ -83,7 +148,10 @@ class Person {
     const geometry = new THREE.BufferGeometry();
     this.position = new THREE.BufferAttribute(new Float32Array(V * 3), 3);
     this.position.setUsage(THREE.DynamicDrawUsage);
+    this.normal = new THREE.BufferAttribute(new Float32Array(V * 3), 3);
+    this.normal.setUsage(THREE.DynamicDrawUsage);
     geometry.setAttribute('position', this.position);
+    geometry.setAttribute('normal', this.normal);
     geometry.setIndex(index);
     this.geometry = geometry;
     const color = new THREE.Color().setRGB(...info.color, THREE.SRGBColorSpace);
@@ -104,7 +172,7 @@ class Person {
     this.path = new Float32Array(path);
     this.angleTable = angles.byteLength ? new Float32Array(angles) : null;
     const line = new THREE.BufferGeometry();
-    line.setAttribute('position', new THREE.BufferAttribute(this.path, 3));
+    line.setAttribute('position', new THREE.BufferAttribute(simplifyPath(this.path), 3));
     this.trajectory = new THREE.Line(line, new THREE.LineBasicMaterial(
       { color: this.mesh.material.color, transparent: true, opacity: 0.6 }));
     overlays.add(this.trajectory);
@@ -162,8 +230,9 @@ class Person {
         pos[v + 1] = HALF[offsets[base + v + 1]] + cy;
         pos[v + 2] = HALF[offsets[base + v + 2]] + cz;
       }
+      vertexNormals(pos, this.normal.array);
       this.position.needsUpdate = true;
-      this.geometry.computeVertexNormals();
+      this.normal.needsUpdate = true;
       this.shownFrame = frame;
     }
     this.mesh.visible = this.visible;
