@@ -36,6 +36,9 @@ function softwareGL() {  // a CPU rasteriser (SwiftShader, llvmpipe): multisampl
   return /swiftshader|llvmpipe|software/i.test(name);
 }
 const software = softwareGL();
+// ?lod=0|1 overrides: draw played frames with the reduced mesh (default: on software WebGL)
+const useLod = params.has('lod') ? params.get('lod') !== '0' : software;
+let lodIndex = null, posed = null;  // the reduced mesh; positions of some shown pose
 const antialias = params.has('antialias') ? params.get('antialias') !== '0' : !software;
 const renderer = new THREE.WebGLRenderer({ canvas, antialias });
 const scene = new THREE.Scene();
@@ -139,6 +142,136 @@ function simplifyPath(path) {
   }
 }
 
+// --- playback mesh for software WebGL --------------------------------------------------------
+// A CPU rasteriser pays per triangle, whatever its size on screen: the three SMPL meshes were
+// most of a played frame's cost there. While playing, such a renderer draws each person with
+// LOD_KEEP of the triangles over the same vertices (so every drawn vertex, and the shading
+// normals, are the frame's own); a still frame (paused, stepped, seeked) draws the full mesh.
+const LOD_KEEP = 0.5;
+const LOD_MIN_COS = 0.2;  // a collapse may not turn a face further than ~78 degrees
+
+// Quadric-error half-edge collapse (Garland-Heckbert with the kept vertex in place): the
+// cheapest collapse first, skipping any that would break the surface (non-manifold edges,
+// the link condition, a folded face). Returns the kept triangles' index array.
+function simplifyMesh(faces, pos, target) {
+  const F = faces.length / 3, nV = pos.length / 3;
+  const tri = Int32Array.from(faces), alive = new Uint8Array(F).fill(1);
+  const vf = Array.from({ length: nV }, () => []);
+  for (let f = 0; f < F; f++) for (let c = 0; c < 3; c++) vf[tri[3 * f + c]].push(f);
+  const Q = new Float64Array(nV * 10);
+  const edgeFaces = new Map();
+  for (let f = 0; f < F; f++) {
+    const a = tri[3 * f], b = tri[3 * f + 1], c = tri[3 * f + 2];
+    const ux = pos[3 * b] - pos[3 * a], uy = pos[3 * b + 1] - pos[3 * a + 1], uz = pos[3 * b + 2] - pos[3 * a + 2];
+    const vx = pos[3 * c] - pos[3 * a], vy = pos[3 * c + 1] - pos[3 * a + 1], vz = pos[3 * c + 2] - pos[3 * a + 2];
+    let nx = uy * vz - uz * vy, ny = uz * vx - ux * vz, nz = ux * vy - uy * vx;
+    const len = Math.hypot(nx, ny, nz);
+    if (len > 0) {
+      nx /= len; ny /= len; nz /= len;
+      const d = -(nx * pos[3 * a] + ny * pos[3 * a + 1] + nz * pos[3 * a + 2]), w = len / 2;
+      const q = [nx * nx, nx * ny, nx * nz, nx * d, ny * ny, ny * nz, ny * d, nz * nz, nz * d, d * d];
+      for (const v of [a, b, c]) for (let k = 0; k < 10; k++) Q[10 * v + k] += w * q[k];
+    }
+    for (const [x, y] of [[a, b], [b, c], [c, a]]) {
+      const key = Math.min(x, y) * nV + Math.max(x, y);
+      edgeFaces.set(key, (edgeFaces.get(key) || 0) + 1);
+    }
+  }
+  const locked = new Uint8Array(nV);  // on an edge with other than two faces: left alone
+  for (const [key, count] of edgeFaces) {
+    if (count !== 2) { locked[Math.floor(key / nV)] = 1; locked[key % nV] = 1; }
+  }
+  const cost = (u, v) => {
+    const x = pos[3 * v], y = pos[3 * v + 1], z = pos[3 * v + 2], i = 10 * u, j = 10 * v;
+    const q = (k) => Q[i + k] + Q[j + k];
+    return q(0) * x * x + 2 * q(1) * x * y + 2 * q(2) * x * z + 2 * q(3) * x + q(4) * y * y
+      + 2 * q(5) * y * z + 2 * q(6) * y + q(7) * z * z + 2 * q(8) * z + q(9);
+  };
+  const neighbours = (u) => {
+    const out = new Set();
+    for (const f of vf[u]) for (let c = 0; c < 3; c++) if (tri[3 * f + c] !== u) out.add(tri[3 * f + c]);
+    return out;
+  };
+  const stamp = new Uint32Array(nV);
+  const heap = [];  // binary min-heap of [cost, u, v, stamp u, stamp v]
+  const push = (item) => {
+    heap.push(item);
+    for (let i = heap.length - 1; i > 0;) {
+      const up = (i - 1) >> 1;
+      if (heap[up][0] <= heap[i][0]) break;
+      [heap[up], heap[i]] = [heap[i], heap[up]];
+      i = up;
+    }
+  };
+  const pop = () => {
+    const top = heap[0], last = heap.pop();
+    if (heap.length) {
+      heap[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < heap.length && heap[l][0] < heap[m][0]) m = l;
+        if (r < heap.length && heap[r][0] < heap[m][0]) m = r;
+        if (m === i) break;
+        [heap[m], heap[i]] = [heap[i], heap[m]];
+        i = m;
+      }
+    }
+    return top;
+  };
+  const offer = (u, v) => { if (!locked[u] && !locked[v]) push([cost(u, v), u, v, stamp[u], stamp[v]]); };
+  for (let u = 0; u < nV; u++) for (const v of neighbours(u)) offer(u, v);
+  const normal = (a, b, c) => {
+    const ux = pos[3 * b] - pos[3 * a], uy = pos[3 * b + 1] - pos[3 * a + 1], uz = pos[3 * b + 2] - pos[3 * a + 2];
+    const vx = pos[3 * c] - pos[3 * a], vy = pos[3 * c + 1] - pos[3 * a + 1], vz = pos[3 * c + 2] - pos[3 * a + 2];
+    return [uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx];
+  };
+  let left = F;
+  while (left > target && heap.length) {
+    const [, u, v, su, sv] = pop();
+    if (su !== stamp[u] || sv !== stamp[v]) continue;
+    const shared = vf[u].filter((f) => tri[3 * f] === v || tri[3 * f + 1] === v || tri[3 * f + 2] === v);
+    if (shared.length !== 2) continue;
+    const opposite = new Set(shared.map((f) => tri[3 * f] + tri[3 * f + 1] + tri[3 * f + 2] - u - v));
+    const nv = neighbours(v);
+    let common = 0, ok = opposite.size === 2;
+    for (const w of neighbours(u)) if (nv.has(w)) { common++; if (!opposite.has(w)) ok = false; }
+    if (!ok || common !== 2) continue;
+    for (const f of vf[u]) {
+      if (shared.includes(f)) continue;
+      const corner = [tri[3 * f], tri[3 * f + 1], tri[3 * f + 2]];
+      const before = normal(...corner);
+      const after = normal(...corner.map((w) => (w === u ? v : w)));
+      const dot = before[0] * after[0] + before[1] * after[1] + before[2] * after[2];
+      if (!(dot > LOD_MIN_COS * Math.hypot(...before) * Math.hypot(...after))) { ok = false; break; }
+    }
+    if (!ok) continue;
+    for (const f of shared) {
+      alive[f] = 0;
+      left--;
+      for (let c = 0; c < 3; c++) {
+        const w = tri[3 * f + c];
+        if (w !== u) vf[w] = vf[w].filter((g) => g !== f);
+      }
+    }
+    for (const f of vf[u]) {
+      if (!alive[f]) continue;
+      for (let c = 0; c < 3; c++) if (tri[3 * f + c] === u) tri[3 * f + c] = v;
+      vf[v].push(f);
+    }
+    vf[u] = [];
+    for (let k = 0; k < 10; k++) Q[10 * v + k] += Q[10 * u + k];
+    stamp[u]++;
+    stamp[v]++;
+    for (const w of neighbours(v)) { offer(v, w); offer(w, v); }
+  }
+  const out = new (faces.constructor)(3 * left);
+  for (let f = 0, o = 0; f < F; f++) {
+    if (alive[f]) { out[o++] = tri[3 * f]; out[o++] = tri[3 * f + 1]; out[o++] = tri[3 * f + 2]; }
+  }
+  return out;
+}
+
 class Person {
   constructor(info) {
     Object.assign(this, info);
@@ -231,6 +364,7 @@ class Person {
         pos[v + 2] = HALF[offsets[base + v + 2]] + cz;
       }
       vertexNormals(pos, this.normal.array);
+      posed = pos;
       this.position.needsUpdate = true;
       this.normal.needsUpdate = true;
       this.shownFrame = frame;
@@ -366,6 +500,7 @@ function setPlaying(on) {
   state.playing = on;
   $('play').innerHTML = on ? '&#10074;&#10074;' : '&#9654;';
   if (on) startClock(); else { playClock = null; if (videoUsable) video.pause(); seekVideo(state.frame); }
+  dirty = true;  // a still frame is drawn with the full mesh
 }
 
 function setSpeed(speed) {
@@ -385,9 +520,18 @@ function advance(now) {
 
 function visiblePeople() { return people.filter((p) => p.visible); }
 
+function makeLod() {  // ~0.2 s of JS: after the first frame, or at the first play
+  if (useLod && !lodIndex && posed) {
+    lodIndex = new THREE.BufferAttribute(simplifyMesh(faces, posed, Math.round(LOD_KEEP * faces.length / 3)), 1);
+  }
+}
+
 function draw() {
   let complete = true;
+  if (state.playing) makeLod();
+  const shape = state.playing && lodIndex ? lodIndex : index;
   for (const p of people) {
+    if (p.geometry.index !== shape) p.geometry.setIndex(shape);
     p.ensure(state.frame, state.playing ? 2 : 1);
     if (!p.apply(state.frame)) complete = false;
     if (!p.visible) p.mesh.visible = false;
@@ -397,11 +541,12 @@ function draw() {
   renderer.render(scene, camera);
   updateLabels();
   drawPlotMarker();
-  $('status').textContent = complete ? '' : 'loading…';
+  const status = complete ? '' : 'loading…';
+  if (statusText !== status) $('status').textContent = statusText = status;  // no relayout per frame
   return complete;
 }
 
-let lastShown = null;
+let lastShown = null, statusText = null;
 function tick(now) {
   requestAnimationFrame(tick);
   if (timing.on) timing.raf.push(now);
@@ -628,6 +773,7 @@ async function settle() {
 }
 window.maedViewer = {
   meta,
+  geometry: { vertexNormals, simplifyPath, simplifyMesh, faces },
   async seek(frame) { seek(frame); await settle(); return this.info(); },
   async setVisible(id, on) { setVisible(id, on); await settle(); return this.info(); },
   async setOverlays(on) { state.overlays = on; await settle(); return this.info(); },
@@ -646,7 +792,11 @@ window.maedViewer = {
     return { frame: state.frame, playing: state.playing, frameOfReference: meta.frame,
              canvas: { x: rect.left, y: rect.top, width: rect.width, height: rect.height },
              fov: camera.fov, people: people.map((p) => ({ id: p.id, visible: p.visible,
-               shownFrame: p.shownFrame, meshVisible: p.mesh.visible })) };
+               shownFrame: p.shownFrame, meshVisible: p.mesh.visible,
+               triangles: p.geometry.index.count / 3 })) };
   },
 };
-window.maedViewerReady = settle().then(() => performance.now());
+window.maedViewerReady = settle().then(() => {
+  setTimeout(makeLod, 500);
+  return performance.now();
+});
