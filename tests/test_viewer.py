@@ -361,3 +361,18 @@ def test_trajectory_is_simplified_within_its_tolerance(browser, camera_page):
     short = browser.evaluate("Array.from(window.maedViewer.geometry.simplifyPath("
                              "new Float32Array([0, 0, 0, 1, 0, 0, 2, 0, 0, 2, 1, 0])))")
     assert short == [0, 0, 0, 2, 0, 0, 2, 1, 0]  # the collinear middle point goes
+
+
+@needs_chromium
+def test_angle_plot_arrives_after_the_first_frame(scenes, browser, camera_page):
+    """The angle tables load after the first drawn frame; the selected person's plot legend
+    then shows frame k's knee angles."""
+    data = viewer_data(scenes, "camera")
+    table = angle_table(data.tracks[1].track.rotmat)
+    browser.evaluate("window.maedViewer.seek(3)")
+    legend = browser.evaluate("Array.from(document.getElementById('plotlegend').children)"
+                              ".map((e) => e.textContent)")
+    for name in ("left_knee_flexion", "right_knee_flexion"):
+        value = table[3, ANGLE_NAMES.index(name)]
+        assert f"{name.replace('_', ' ')} {value:.1f}°" in legend
+    assert browser.errors() == []
