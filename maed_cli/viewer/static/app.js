@@ -355,7 +355,12 @@ class Person {
     const row = this.row(frame);
     if (row < 0) return Promise.resolve();
     const c = Math.floor(row / K);
-    for (let i = 1; i <= ahead && c + i < this.chunks_count(); i++) this.chunk(c + i);
+    for (let i = 1; i <= ahead && c + i < this.chunks_count(); i++) {
+      // the farthest chunk is asked for at this person's own row of the chunk: the people's
+      // requests (and the server's work for them) would otherwise all land on one frame,
+      // and under host load the frame after a chunk boundary was dropped most often
+      if (i === 1 || i < ahead || row % K >= this.stagger) this.chunk(c + i);
+    }
     for (const key of [...this.chunks.keys()]) {
       if (key < c - 1 || key > c + Math.max(ahead, KEEP_CHUNKS)) this.chunks.delete(key);
     }
@@ -391,7 +396,8 @@ class Person {
 
 const overlays = new THREE.Group();
 scene.add(overlays);
-const people = meta.tracks.map((t) => new Person({ ...t, chunks_total: t.chunks }));
+const people = meta.tracks.map((t, i) => new Person({
+  ...t, chunks_total: t.chunks, stagger: i * Math.floor(K / meta.tracks.length) % K }));
 await Promise.all(people.map((p) => p.load()));
 
 // floor grid (world) and the input camera's frustum
