@@ -284,3 +284,95 @@ def test_world_frame_page_from_the_static_folder(scenes, browser, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@needs_chromium
+def test_playback_draws_the_reduced_mesh_and_a_still_frame_the_full_one(scenes, browser,
+                                                                       camera_page):
+    """Software WebGL (what these tests run on) plays with about half the triangles over the
+    same vertices; pausing or seeking a paused page draws the full mesh again."""
+    truth = scenes["camera"]["truth"]
+    still = browser.evaluate("window.maedViewer.seek(6)")
+    full = still["people"][0]["triangles"]
+    assert full == 13776 and {p["triangles"] for p in still["people"]} == {full}
+    still_image = foreground(shot(browser, still))
+    browser.evaluate("window.maedViewer.setSpeed(0); window.maedViewer.play()")
+    try:
+        played = browser.evaluate("window.maedViewer.seek(6)")  # playing, standing still
+        assert played["playing"] and {p["shownFrame"] for p in played["people"]} == {6}
+        reduced = {p["triangles"] for p in played["people"]}
+        assert len(reduced) == 1 and 0.4 * full < reduced.pop() < 0.6 * full
+        played_image = foreground(shot(browser, played))
+        for tid in (1, 2):  # frame 6's pose, not another
+            assert covered(played_image, projected(played, camera_vertices(truth, tid, 6))) > 0.97
+        assert (played_image ^ still_image).sum() < 0.02 * still_image.sum()
+    finally:
+        browser.evaluate("window.maedViewer.pause(); window.maedViewer.setSpeed(1)")
+    paused = browser.evaluate("window.maedViewer.seek(6)")
+    assert {p["triangles"] for p in paused["people"]} == {full}
+    assert (foreground(shot(browser, paused)) ^ still_image).mean() < 1e-4
+    assert browser.errors() == []
+
+
+@needs_chromium
+def test_vertex_normals_are_three_js_own(scenes, browser, camera_page):
+    """The page's one-pass normals equal BufferGeometry.computeVertexNormals on a posed mesh."""
+    diff = browser.evaluate("""(async () => {
+        const THREE = await import('three');
+        const g = window.maedViewer.geometry, faces = g.faces, n = Math.max(...faces) + 1;
+        const pos = new Float32Array(3 * n);
+        for (let i = 0; i < pos.length; i++) pos[i] = Math.sin(i * 12.9898) * 0.5;
+        const geometry = new THREE.BufferGeometry();
+        geometry.setAttribute('position', new THREE.BufferAttribute(pos, 3));
+        geometry.setIndex(new THREE.BufferAttribute(faces, 1));
+        geometry.computeVertexNormals();
+        const mine = new Float32Array(3 * n);
+        g.vertexNormals(pos, mine);
+        let worst = 0;
+        for (let i = 0; i < mine.length; i++) {
+            worst = Math.max(worst, Math.abs(mine[i] - geometry.attributes.normal.array[i]));
+        }
+        return [worst, Math.hypot(mine[0], mine[1], mine[2])];
+    })()""")
+    assert diff[0] < 1e-4 and abs(diff[1] - 1) < 1e-5
+
+
+@needs_chromium
+def test_trajectory_is_simplified_within_its_tolerance(browser, camera_page):
+    """A long jittery path keeps at most 4000 points, the ends, and stays close to the path."""
+    rng = np.random.default_rng(0)
+    t = np.arange(30000) / 30
+    path = np.stack([np.cos(t / 20) * 5, 0.9 + 0 * t, np.sin(t / 20) * 5], 1)
+    path += rng.normal(0, 0.002, path.shape)  # pelvis jitter below the 1 cm tolerance
+    kept = np.asarray(browser.evaluate(
+        f"Array.from(window.maedViewer.geometry.simplifyPath(new Float32Array("
+        f"{json.dumps(path.astype(np.float32).ravel().tolist())})))")).reshape(-1, 3)
+    assert 2 < len(kept) <= 4000
+    np.testing.assert_allclose(kept[[0, -1]], path[[0, -1]], atol=1e-6)
+    # every path point lies within the 1 cm tolerance of the kept line (not doubled: 662 points)
+    a, b = kept[:-1], kept[1:]
+    d = b - a
+    worst = 0.0
+    for s in range(0, len(path), 3000):
+        p = path[s:s + 3000, None]
+        u = np.clip(((p - a) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-12), 0, 1)
+        worst = max(worst, np.linalg.norm(p - (a + u[..., None] * d), axis=-1).min(1).max())
+    assert worst < 0.0101
+    short = browser.evaluate("Array.from(window.maedViewer.geometry.simplifyPath("
+                             "new Float32Array([0, 0, 0, 1, 0, 0, 2, 0, 0, 2, 1, 0])))")
+    assert short == [0, 0, 0, 2, 0, 0, 2, 1, 0]  # the collinear middle point goes
+
+
+@needs_chromium
+def test_angle_plot_arrives_after_the_first_frame(scenes, browser, camera_page):
+    """The angle tables load after the first drawn frame; the selected person's plot legend
+    then shows frame k's knee angles."""
+    data = viewer_data(scenes, "camera")
+    table = angle_table(data.tracks[1].track.rotmat)
+    browser.evaluate("window.maedViewer.seek(3)")
+    legend = browser.evaluate("Array.from(document.getElementById('plotlegend').children)"
+                              ".map((e) => e.textContent)")
+    for name in ("left_knee_flexion", "right_knee_flexion"):
+        value = table[3, ANGLE_NAMES.index(name)]
+        assert f"{name.replace('_', ' ')} {value:.1f}°" in legend
+    assert browser.errors() == []

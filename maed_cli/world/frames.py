@@ -137,14 +137,15 @@ def _to_world(track: TrackResult, rows, world: WorldFrame | None, points: np.nda
             if world is None:
                 raise ValueError("a track without rotmat needs the world frame")
             turn = world.camera_R[world.rows_for(track.frame_ids[rows])]
-        moved = np.einsum("kij,kpj->kpi", turn, points - pelvis) + pelvis
+        # a batched matmul: ~9x faster than the equivalent einsum (the viewer's chunks)
+        moved = (points - pelvis) @ np.swapaxes(turn, 1, 2) + pelvis
         return (moved + np.asarray(track.world_t[rows], np.float64)[:, None]).astype(np.float32)
     if world is None or track.cam_t is None:
         raise ValueError(f"track {track.track_id} has no world arrays (and no world frame / "
                          f"cam_t to place it)")
     cams = world.rows_for(track.frame_ids[rows])
     camera = points + np.asarray(track.cam_t[rows], np.float64)[:, None]
-    return (np.einsum("kij,kpj->kpi", world.camera_R[cams], camera)
+    return (camera @ np.swapaxes(world.camera_R[cams], 1, 2)
             + world.camera_t[cams][:, None]).astype(np.float32)
 
 
