@@ -40,8 +40,9 @@ from .atomic import atomic_path
 from .devices import RankInfo, rank_info
 from .errors import InputError, MaedError
 from .interrupt import terminate_as_exit  # noqa: F401 - `maed batch` uses it
-from .pipeline import DemoOptions, PreparedInput, file_digest, finish_demo, prepare_demo
+from .pipeline import DemoOptions, PreparedInput, finish_demo, prepare_demo
 from .results import SUMMARY
+from .tracks_cache import file_digest
 from .video.inputs import LIST_SUFFIXES, expand_inputs  # noqa: F401 - LIST_SUFFIXES re-exported
 from .video.io import (DEFAULT_IMAGE_FPS, VIDEO_SUFFIXES, VideoMeta, make_selection,
                        parse_position)

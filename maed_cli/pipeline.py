@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .atomic import atomic_dir, atomic_path, check_writable
+from .atomic import atomic_dir, check_writable
 from .body.geometry import (check_focal, crop_cam_to_full, crop_cam_to_translation,
                             default_focal, project_full_orthographic, rotmat_to_axis_angle)
 from .body.smpl import BodyModel
@@ -36,6 +36,8 @@ from .model.inference import forward_mixed, prepare_for_inference
 from .resume import NetworkResume, network_key, remove_resume, resume_dir
 from .results import (TRACKS_DIR, TrackResult, load_track, open_track_file, save_summary,
                       track_path)
+from .tracks_cache import (CACHE_DIR, CACHE_VERSION, file_digest, input_digest,
+                           load_cached_tracks, save_cached_tracks)
 from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
 from .video.detect import (DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector,
                            check_detector_settings)
@@ -44,10 +46,6 @@ from .video.track import (DEFAULT_MIN_TRACK, PersonTracker, TrackerConfig, Track
                           tracklets_from_boxes)
 from .world.camera import CameraMotionEstimator
 from .world.camera_motion import CAMERA_MODES, CameraMotion
-
-CACHE_DIR = "cache"
-CACHE_VERSION = 1
-CAMERA_CACHE_PREFIX = "camera_"  # the camera motion's arrays in the tracks cache
 
 
 @dataclass
@@ -112,30 +110,6 @@ Progress = Callable[[str, int, int | None], None]  # (stage, advance, total)
 
 def _no_progress(stage: str, advance: int, total: int | None) -> None:
     pass
-
-
-def file_digest(path: Path, chunk: int = 4 << 20) -> str:
-    """A fast content key: size plus the first and last 4 MiB (whole file when smaller)."""
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    digest.update(str(size).encode())
-    with open(path, "rb") as handle:
-        digest.update(handle.read(chunk))
-        if size > 2 * chunk:
-            handle.seek(-chunk, 2)
-        digest.update(handle.read(chunk))
-    return digest.hexdigest()
-
-
-def input_digest(path: Path) -> str:
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for p in sorted(path.iterdir()):
-            if p.is_file():
-                stat = p.stat()
-                digest.update(f"{p.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-        return digest.hexdigest()
-    return file_digest(path)
 
 
 def auto_batch_size(device: torch.device) -> int:
@@ -450,40 +424,6 @@ def write_track(folder: Path, tracklet: Tracklet, regions: np.ndarray,
     return load_track(path)
 
 
-# --- tracks cache --------------------------------------------------------------------------
-
-def _save_cached_tracks(path: Path, tracklets: dict[int, Tracklet],
-                        camera: CameraMotion | None = None) -> None:
-    """The first pass's result: the tracklets and (when given) the camera motion."""
-    arrays = {} if camera is None else camera.to_arrays(CAMERA_CACHE_PREFIX)
-    for tid, t in tracklets.items():
-        arrays[f"{tid}_frames"] = t.frames
-        arrays[f"{tid}_boxes"] = t.boxes
-        arrays[f"{tid}_detected"] = t.detected
-        arrays[f"{tid}_source"] = np.int64(t.source_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, ids=np.asarray(sorted(tracklets), np.int64), **arrays)
-
-
-def _load_cached_tracks(path: Path) -> tuple[dict[int, Tracklet] | None, CameraMotion | None]:
-    """(tracklets, camera motion); None for what the file does not hold (the camera motion
-    of a cache written before it was estimated) or when the file is unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            tracklets = {int(tid): Tracklet(int(tid), data[f"{tid}_frames"],
-                                            data[f"{tid}_boxes"], data[f"{tid}_detected"],
-                                            int(data[f"{tid}_source"]))
-                         for tid in data["ids"]}
-            try:
-                camera = CameraMotion.from_arrays(data, CAMERA_CACHE_PREFIX)
-            except (KeyError, ValueError, IndexError):
-                camera = None
-            return tracklets, camera
-    except (OSError, KeyError, ValueError):
-        return None, None
-
-
 # --- the whole demo ------------------------------------------------------------------------
 
 @dataclass
@@ -536,7 +476,7 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
     kept = resume_dir(output) / cache_file.name
     tracklets, camera = None, None
     for candidate in (cache_file, kept) if options.use_cache else ():
-        tracklets, camera = _load_cached_tracks(candidate) if candidate.is_file() \
+        tracklets, camera = load_cached_tracks(candidate) if candidate.is_file() \
             else (None, None)
         if tracklets is not None:
             break
@@ -546,7 +486,7 @@ def prepare_demo(input_path: str | Path, output: str | Path | None, options: Dem
             detector = make_detector(options)
         tracklets, camera = find_tracklets(source, options, detector, progress, clock)
         if tracklets and options.use_cache:  # kept at once: a resumed run skips this pass
-            _save_cached_tracks(kept, tracklets, camera)
+            save_cached_tracks(kept, tracklets, camera)
     if not tracklets:
         raise InputError(f"{input_path}: no person was tracked for at least "
                          f"{options.min_track} frames (try --min-track, --conf or --boxes)")
@@ -675,7 +615,7 @@ def finish_demo(prepared: PreparedInput, model: MAED, body: BodyModel, *,
             "timings_s": clock.seconds,
         }
         t = time.perf_counter()
-        _save_cached_tracks(tmp / CACHE_DIR / p.cache_file.name, tracklets, p.camera_motion)
+        save_cached_tracks(tmp / CACHE_DIR / p.cache_file.name, tracklets, p.camera_motion)
         if on_results is not None:
             on_results(tmp, tracks, summary)
         clock.add("write", time.perf_counter() - t)

@@ -238,13 +238,14 @@ def test_first_pass_estimates_the_camera_with_boxes_and_with_a_detector(renderer
 def test_tracks_cache_keeps_the_camera_motion(renderer, panning_folder, tmp_path):
     from maed_cli import pipeline
     from maed_cli.pipeline import DemoOptions, prepare_demo
+    from maed_cli.tracks_cache import load_cached_tracks, save_cached_tracks
 
     options = DemoOptions(boxes=str(panning_folder["boxes"]), min_track=5)
     first = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
     assert not first.cache_hit and first.camera_motion is not None
     assert first.camera_motion.requested == "auto" and not first.camera_motion.static
-    pipeline._save_cached_tracks(first.cache_file, first.tracklets, first.camera_motion)
-    tracklets, camera = pipeline._load_cached_tracks(first.cache_file)
+    save_cached_tracks(first.cache_file, first.tracklets, first.camera_motion)
+    tracklets, camera = load_cached_tracks(first.cache_file)
     assert sorted(tracklets) == sorted(first.tracklets)
     np.testing.assert_array_equal(camera.rotations, first.camera_motion.rotations)
     assert camera.summary() == first.camera_motion.summary()
@@ -269,7 +270,7 @@ def test_tracks_cache_keeps_the_camera_motion(renderer, panning_folder, tmp_path
 
     # a cache written without the camera motion (or for another focal): estimated from the
     # cached boxes in a decode-only pass
-    pipeline._save_cached_tracks(first.cache_file, first.tracklets)
+    save_cached_tracks(first.cache_file, first.tracklets)
     options.camera = "auto"
     old = prepare_demo(panning_folder["folder"], tmp_path / "out", options)
     assert old.cache_hit
