@@ -37,9 +37,9 @@ from .devices import resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
 from .model.inference import forward_mixed, prepare_for_inference
-from .pipeline import (DemoOptions, Progress, StageClock, auto_batch_size, make_detector,
-                       write_track)
+from .pipeline import DemoOptions, auto_batch_size, make_detector, write_track
 from .results import TRACKS_DIR, TrackResult, save_summary
+from .stages import Progress, StageClock
 from .tracks_cache import file_digest
 from .video.crop import crop_images, crop_regions, normalize_crops
 from .video.detect import BoxesFile, Detections, PersonDetector

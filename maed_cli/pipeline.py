@@ -36,6 +36,7 @@ from .model.inference import forward_mixed, prepare_for_inference
 from .resume import NetworkResume, network_key, remove_resume, resume_dir
 from .results import (TRACKS_DIR, TrackResult, load_track, open_track_file, save_summary,
                       track_path)
+from .stages import Progress, StageClock
 from .tracks_cache import (CACHE_DIR, CACHE_VERSION, file_digest, input_digest,
                            load_cached_tracks, save_cached_tracks)
 from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
@@ -103,9 +104,6 @@ class DemoOptions:
             keys["boxes"] = file_digest(Path(self.boxes))
         blob = json.dumps({"video": video_digest, "v": CACHE_VERSION, **keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-Progress = Callable[[str, int, int | None], None]  # (stage, advance, total)
 
 
 def _no_progress(stage: str, advance: int, total: int | None) -> None:
@@ -206,29 +204,6 @@ def _frames_with_progress(source: FrameSource, stage: str, progress: Progress,
 
 
 # --- pass 2: crops and the network ---------------------------------------------------------
-
-class StageClock:
-    """Seconds spent per stage, accumulated over a run (decode, detect, track, crop, ...)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
-
-    def timed(self, stage: str, iterable):
-        """Iterate, charging the time spent producing each item to `stage`."""
-        iterator = iter(iterable)
-        while True:
-            t = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                self.add(stage, time.perf_counter() - t)
-                return
-            self.add(stage, time.perf_counter() - t)
-            yield item
-
 
 @dataclass
 class _TrackWork:

@@ -1,6 +1,6 @@
 """Progress of a whole `maed demo` run: the time left for the run, not only for one bar.
 
-The pipeline reports `progress(stage, advance, total)` per stage (see pipeline.Progress):
+The pipeline reports `progress(stage, advance, total)` per stage (see stages.Progress):
 
     detect  frames of the first pass (decode, detect, track); absent on a tracks-cache hit
     maed    clips of the second pass (decode, crop, network)

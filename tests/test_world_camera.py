@@ -209,7 +209,8 @@ def _no_progress(*_):
 
 def test_first_pass_estimates_the_camera_with_boxes_and_with_a_detector(renderer,
                                                                          panning_folder):
-    from maed_cli.pipeline import DemoOptions, StageClock, find_tracklets
+    from maed_cli.pipeline import DemoOptions, find_tracklets
+    from maed_cli.stages import StageClock
     from maed_cli.video.detect import Detections
     from maed_cli.video.io import open_frames
 
