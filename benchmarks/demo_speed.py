@@ -51,7 +51,8 @@ from maed_cli.body.synthetic import write_synthetic_assets
 from maed_cli.body.smpl import BodyModel
 from maed_cli.body.smpl_files import read_smpl_file
 from maed_cli.model import MAED
-from maed_cli.pipeline import DemoOptions, run_demo
+from maed_cli.demo_options import DemoOptions
+from maed_cli.pipeline import run_demo
 assets = write_synthetic_assets(Path(out).parent / "smpl")
 body = BodyModel(read_smpl_file(assets["npz"]), np.load(assets["extra"]))
 torch.manual_seed(0)

@@ -102,7 +102,8 @@ def end_to_end(args, out_dir: Path) -> dict:
     from maed_cli.body.smpl_files import read_smpl_file
     from maed_cli.body.synthetic import write_synthetic_assets
     from maed_cli.model import MAED
-    from maed_cli.pipeline import DemoOptions, run_demo
+    from maed_cli.demo_options import DemoOptions
+    from maed_cli.pipeline import run_demo
 
     device = "cuda" if torch.cuda.is_available() and not args.dry_run else "cpu"
     seconds, size, people = (1.0, "320x180", 2) if args.dry_run else (args.seconds, args.size,

@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path
+from .demo_options import DemoOptions
 from .devices import RankInfo, rank_info
 from .errors import InputError, MaedError
 from .interrupt import terminate_as_exit  # noqa: F401 - `maed batch` uses it
-from .pipeline import DemoOptions, PreparedInput, finish_demo, prepare_demo
+from .pipeline import PreparedInput, finish_demo, prepare_demo
 from .results import SUMMARY
 from .tracks_cache import file_digest
 from .video.inputs import LIST_SUFFIXES, expand_inputs  # noqa: F401 - LIST_SUFFIXES re-exported

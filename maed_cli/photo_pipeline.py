@@ -33,11 +33,12 @@ from . import __version__
 from .atomic import atomic_dir, check_writable
 from .body.smpl import BodyModel
 from .clips import CLIP_LEN
+from .demo_options import DemoOptions
 from .devices import resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
 from .model.inference import forward_mixed, prepare_for_inference
-from .pipeline import DemoOptions, auto_batch_size, make_detector, write_track
+from .pipeline import auto_batch_size, make_detector, write_track
 from .results import TRACKS_DIR, TrackResult, save_summary
 from .stages import Progress, StageClock
 from .tracks_cache import file_digest

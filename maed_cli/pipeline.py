@@ -11,8 +11,6 @@ maed_cli.results). The render/export hooks read the vertices back memory-mapped.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -25,10 +23,11 @@ import torch
 
 from . import __version__
 from .atomic import atomic_dir, check_writable
-from .body.geometry import (check_focal, crop_cam_to_full, crop_cam_to_translation,
+from .body.geometry import (crop_cam_to_full, crop_cam_to_translation,
                             default_focal, project_full_orthographic, rotmat_to_axis_angle)
 from .body.smpl import BodyModel
 from .clips import interpolate_outputs, plan_clips
+from .demo_options import DemoOptions
 from .devices import resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
@@ -37,73 +36,13 @@ from .resume import NetworkResume, network_key, remove_resume, resume_dir
 from .results import (TRACKS_DIR, TrackResult, load_track, open_track_file, save_summary,
                       track_path)
 from .stages import Progress, StageClock
-from .tracks_cache import (CACHE_DIR, CACHE_VERSION, file_digest, input_digest,
-                           load_cached_tracks, save_cached_tracks)
-from .video.crop import DEFAULT_BOX_SCALE, TrackCropper, crop_regions, normalize_crops
-from .video.detect import (DEFAULT_CONF, DEFAULT_MIN_SIZE, BoxesFile, PersonDetector,
-                           check_detector_settings)
+from .tracks_cache import CACHE_DIR, input_digest, load_cached_tracks, save_cached_tracks
+from .video.crop import TrackCropper, crop_regions, normalize_crops
+from .video.detect import BoxesFile, PersonDetector
 from .video.io import FrameSource, open_frames
-from .video.track import (DEFAULT_MIN_TRACK, PersonTracker, TrackerConfig, Tracklet,
-                          tracklets_from_boxes)
+from .video.track import PersonTracker, TrackerConfig, Tracklet, tracklets_from_boxes
 from .world.camera import CameraMotionEstimator
-from .world.camera_motion import CAMERA_MODES, CameraMotion
-
-
-@dataclass
-class DemoOptions:
-    """Everything that changes the result of `maed demo` (documented on the CLI)."""
-
-    start: str | None = None
-    end: str | None = None
-    fps: float | None = None
-    device: str = "auto"
-    dtype: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA only)
-    batch_size: int | None = None  # clips per forward pass; None: from free memory
-    interp: int = 1
-    crop_scale: float = DEFAULT_BOX_SCALE
-    min_track: int = DEFAULT_MIN_TRACK
-    tracker: str = "bytetrack"
-    conf: float = DEFAULT_CONF
-    min_size: float = DEFAULT_MIN_SIZE
-    detect_size: int = 640  # the detector's input size (pixels, longer side)
-    detector_weights: str | None = None
-    boxes: str | None = None
-    focal: float | None = None
-    use_cache: bool = True
-    compile: bool = False  # torch.compile the network (speed only; results the same)
-    world: bool = True  # the world layer (maed_cli.world): world.npz and world arrays per track
-    camera: str = "auto"  # the camera's motion: auto (decided from the video) | static | moving
-
-    def check(self) -> None:
-        """Refuse values no run can use, in one line, before any long work."""
-        if self.camera not in CAMERA_MODES:
-            raise InputError(f"--camera {self.camera!r}: expected one of "
-                             f"{', '.join(CAMERA_MODES)}")
-        if self.interp < 1 or 8 % self.interp:
-            raise InputError(f"--interp {self.interp}: must divide 8 (1, 2, 4 or 8)")
-        if not 0 < self.crop_scale < float("inf"):
-            raise InputError(f"--crop-scale {self.crop_scale}: must be a positive number "
-                             f"({DEFAULT_BOX_SCALE} matches MAED's training crops)")
-        check_focal(self.focal)
-        if self.boxes:
-            boxes = Path(self.boxes).expanduser()
-            if not boxes.is_file():
-                raise InputError(f"--boxes {boxes}: "
-                                 f"{'is a folder' if boxes.is_dir() else 'no such file'}")
-        resolve_dtype(self.dtype, resolve_device(self.device))
-        TrackerConfig(method=self.tracker, high_conf=self.conf)
-        if not self.boxes:
-            check_detector_settings(self.conf, self.min_size, self.detect_size)
-
-    def tracking_key(self, video_digest: str) -> str:
-        """What the cached detections/tracks depend on."""
-        keys = {k: getattr(self, k) for k in ("start", "end", "fps", "min_track", "tracker",
-                                               "conf", "min_size", "detector_weights",
-                                               "detect_size")}
-        if self.boxes:
-            keys["boxes"] = file_digest(Path(self.boxes))
-        blob = json.dumps({"video": video_digest, "v": CACHE_VERSION, **keys}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+from .world.camera_motion import CameraMotion
 
 
 def _no_progress(stage: str, advance: int, total: int | None) -> None:

@@ -163,7 +163,7 @@ def test_stale_temporary_folders_removed_and_sigterm_exits(tmp_path):
 def test_next_video_first_pass_overlaps_current_network(monkeypatch, tmp_path):
     import maed_cli.batch as batch
     from maed_cli.errors import InputError
-    from maed_cli.pipeline import DemoOptions
+    from maed_cli.demo_options import DemoOptions
     events = []
 
     def fake_prepare(path, output, options, detector=None):
@@ -197,7 +197,7 @@ def test_next_video_first_pass_overlaps_current_network(monkeypatch, tmp_path):
 
 def test_start_and_end_checked_once_only_where_no_frame_rate_matters():
     from maed_cli.batch import check_options
-    from maed_cli.pipeline import DemoOptions
+    from maed_cli.demo_options import DemoOptions
     with pytest.raises(InputError, match="--end 2s must come after --start 5s"):
         check_options(DemoOptions(start="5s", end="2s"))
     with pytest.raises(InputError, match="--end 50 must come after --start 100"):

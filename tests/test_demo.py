@@ -149,7 +149,8 @@ def test_unwritable_output(capsys, demo_setup, installed_regressor, tmp_path):
 def test_demo_through_the_yolo_code_path(demo_setup, synthetic_body, tmp_path, monkeypatch):
     """A YOLO built from its yaml (random weights, nothing downloaded) runs for real on every
     frame; its results are replaced by the known boxes before the tracker sees them."""
-    from maed_cli.pipeline import DemoOptions, run_demo
+    from maed_cli.demo_options import DemoOptions
+    from maed_cli.pipeline import run_demo
     from maed_cli.video.detect import PersonDetector, import_ultralytics
 
     monkeypatch.chdir(tmp_path)

@@ -99,7 +99,7 @@ def test_detector_rejects_non_person_models(yaml_model):
 
 
 def test_detector_input_size_is_part_of_the_tracks_cache_key():
-    from maed_cli.pipeline import DemoOptions
+    from maed_cli.demo_options import DemoOptions
     assert (DemoOptions(detect_size=480).tracking_key("v")
             != DemoOptions().tracking_key("v") == DemoOptions(compile=True).tracking_key("v"))
 

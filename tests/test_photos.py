@@ -279,7 +279,7 @@ def test_one_frame_costs_a_sixteenth_of_a_clip():
 def test_photo_of_two_people_gives_two_people_and_a_png_overlay(photos, synthetic_body,
                                                                 tmp_path):
     from maed_cli.photo_pipeline import run_photos
-    from maed_cli.pipeline import DemoOptions
+    from maed_cli.demo_options import DemoOptions
     from maed_cli.render import make_overlay_hook
     two = photos["two"]
     with torch.no_grad():

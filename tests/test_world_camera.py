@@ -209,7 +209,8 @@ def _no_progress(*_):
 
 def test_first_pass_estimates_the_camera_with_boxes_and_with_a_detector(renderer,
                                                                          panning_folder):
-    from maed_cli.pipeline import DemoOptions, find_tracklets
+    from maed_cli.demo_options import DemoOptions
+    from maed_cli.pipeline import find_tracklets
     from maed_cli.stages import StageClock
     from maed_cli.video.detect import Detections
     from maed_cli.video.io import open_frames
@@ -238,7 +239,8 @@ def test_first_pass_estimates_the_camera_with_boxes_and_with_a_detector(renderer
 
 def test_tracks_cache_keeps_the_camera_motion(renderer, panning_folder, tmp_path):
     from maed_cli import pipeline
-    from maed_cli.pipeline import DemoOptions, prepare_demo
+    from maed_cli.demo_options import DemoOptions
+    from maed_cli.pipeline import prepare_demo
     from maed_cli.tracks_cache import load_cached_tracks, save_cached_tracks
 
     options = DemoOptions(boxes=str(panning_folder["boxes"]), min_track=5)

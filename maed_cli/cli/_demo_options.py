@@ -90,7 +90,7 @@ def demo_options(*, start=None, end=None, fps=None, device="auto", dtype="auto",
                  boxes=None, focal=None, no_cache=False, compile=False, detect_size=640,
                  world=True, camera="auto"):
     """DemoOptions from the shared command-line values (one place for the mapping)."""
-    from ..pipeline import DemoOptions
+    from ..demo_options import DemoOptions
     return DemoOptions(start=start, end=end, fps=fps, device=device, dtype=dtype,
                        batch_size=batch_size, interp=interp, crop_scale=crop_scale,
                        min_track=min_track, tracker=tracker, conf=conf, min_size=min_size,
