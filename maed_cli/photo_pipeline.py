@@ -38,7 +38,8 @@ from .devices import resolve_device, resolve_dtype
 from .errors import InputError
 from .model import MAED
 from .model.inference import forward_mixed, prepare_for_inference
-from .pipeline import auto_batch_size, make_detector, write_track
+from .network_pass import auto_batch_size, write_track
+from .pipeline import make_detector
 from .results import TRACKS_DIR, TrackResult, save_summary
 from .stages import Progress, StageClock
 from .tracks_cache import file_digest
