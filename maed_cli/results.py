@@ -383,7 +383,7 @@ def load_result_set(path: str | Path, *, video: str | Path | None = None) -> Res
 
 
 def _load_pkl(path: Path) -> ResultSet:
-    from .data.safe_pickle import load_joblib  # restricted: a pkl cannot run code
+    from .safe_pickle import load_joblib  # restricted: a pkl cannot run code
     try:
         data = load_joblib(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here

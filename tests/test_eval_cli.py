@@ -9,7 +9,7 @@ from eval_fixtures import gt_joints_fn, install_synthetic_smpl, make_3dpw
 from scipy.spatial.transform import Rotation
 
 from maed_cli.cli import main
-from maed_cli.data.safe_pickle import load_pickle
+from maed_cli.safe_pickle import load_pickle
 from maed_cli.data.threedpw import build_from_sequences
 from maed_cli.evaluate import metrics
 

@@ -130,7 +130,7 @@ def test_keypoints_follow_the_crop():
 # --- bad data -------------------------------------------------------------------------------
 
 def _copy_db(synth: Path, name: str, tmp_path: Path, edit) -> Path:
-    from maed_cli.data.safe_pickle import load_joblib
+    from maed_cli.safe_pickle import load_joblib
     db = load_joblib(synth / f"database/{name}_train_db.pt")
     edit(db)
     path = tmp_path / f"{name}_train_db.pt"

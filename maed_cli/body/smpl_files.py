@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..data.safe_pickle import UnsafePickleError, resolve_global
+from ..safe_pickle import UnsafePickleError, resolve_global
 from ..errors import AssetMissingError, InputError
 
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights",

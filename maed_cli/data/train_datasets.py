@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from . import augment as A
-from .safe_pickle import as_str_array as str_array
+from ..safe_pickle import as_str_array as str_array
 
 # Datasets whose images are already 224² person crops (no bbox in the db).
 PRECROPPED = {"insta"}
@@ -44,7 +44,7 @@ class BadSampleError(InputError):
 
 def load_db_file(path: Path) -> dict[str, np.ndarray]:
     """A joblib/pickle db as a dict of arrays, refusing files that could run code."""
-    from .safe_pickle import load_joblib
+    from ..safe_pickle import load_joblib
     if not path.is_file():
         raise InputError(f"db file not found: {path}")
     try:
