@@ -1,4 +1,4 @@
-"""Read the pickle-based files of the datasets without letting them run code.
+"""Read pickle-based files (SMPL models, dataset db files, 3DPW) without letting them run code.
 
 3DPW sequence files are Python-2 pickles and VIBE/MAED db files (`*_db.pt`) are joblib
 pickles; a plain `pickle.load`/`joblib.load` of such a file can execute anything. These
