@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from maed_cli.data.synthetic_train import write_synthetic_train_data
+from maed_cli.data.training_sets.synthetic_train import write_synthetic_train_data
 from maed_cli.model import MAED
 from maed_cli.model.backbone import StdConv2dSame
 from maed_cli.model.inference import inference_view, prepare_for_inference
