@@ -467,7 +467,7 @@ class Workspace:
             import joblib
             from eval_fixtures import gt_joints_fn
 
-            from maed_cli.data.threedpw import build_from_sequences
+            from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
             root = self.threedpw()
             evalset = build_from_sequences(root, "test", gt_joints_fn(self.body))
             n = len(evalset)
@@ -492,7 +492,7 @@ class Workspace:
         def build(path: Path) -> None:
             from eval_fixtures import gt_joints_fn
 
-            from maed_cli.data.threedpw import build_from_sequences
+            from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
             evalset = build_from_sequences(self.threedpw(), "test", gt_joints_fn(self.body))
             np.savez(path, vid_name=evalset.vid_name, frame_id=evalset.frame_id,
                      pose=evalset.pose + 0.05, betas=evalset.shape)

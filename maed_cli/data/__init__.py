@@ -1,2 +1,2 @@
-"""Datasets: training sets (training_sets/) and evaluation sets (the 3DPW release, VIBE/MAED
-db files, all as one EvalSet)."""
+"""Datasets: training sets (training_sets/) and evaluation sets (evaluation_sets/, all as one
+EvalSet). db.py reads VIBE/MAED `*_db.pt` files into an EvalSet."""

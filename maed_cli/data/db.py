@@ -19,7 +19,7 @@ import numpy as np
 
 from ..assets import refuse_folder
 from ..errors import InputError
-from .evalset import EvalSet, check_images
+from .evaluation_sets.evalset import EvalSet, check_images
 from ..safe_pickle import UnsafePickleError, as_str_array, load_joblib
 
 LSP = list(range(25, 39))
