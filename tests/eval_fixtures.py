@@ -10,7 +10,7 @@ import torch
 
 from maed_cli import assets
 from maed_cli.body.joints import H36M_TO_J14
-from maed_cli.data.synthetic_3dpw import write_synthetic_3dpw
+from maed_cli.data.evaluation_sets.synthetic_3dpw import write_synthetic_3dpw
 
 
 def _run(body, pose, betas, trans=None):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from maed_cli.body.geometry import crop_cam_to_full, project_full_orthographic
-from maed_cli.data import augment as A
+from maed_cli.data.training_sets import augment as A
 from maed_cli.video.crop import (CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, TrackCropper,
                                   crop_images, crop_matrix, crop_to_image, normalize_crops)
 

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from maed_cli.cli import main
 from maed_cli.safe_pickle import load_pickle
-from maed_cli.data.threedpw import build_from_sequences
+from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
 from maed_cli.evaluate import metrics
 
 

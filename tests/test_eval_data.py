@@ -9,10 +9,10 @@ from eval_fixtures import gt_joints_fn, make_3dpw
 from scipy.spatial.transform import Rotation
 
 from maed_cli.body.joints import H36M_TO_J14
-from maed_cli.data.db import read_db
-from maed_cli.data.evalset import EvalSet
+from maed_cli.data.evaluation_sets.db import read_db
+from maed_cli.data.evaluation_sets.evalset import EvalSet
 from maed_cli.safe_pickle import UnsafePickleError, load_joblib, load_pickle
-from maed_cli.data.threedpw import (boxes_from_keypoints, build_from_sequences,
+from maed_cli.data.evaluation_sets.threedpw import (boxes_from_keypoints, build_from_sequences,
                                     camera_frame_pose, keypoint_box_params, load_or_build,
                                     read_sequence_file)
 from maed_cli.errors import InputError

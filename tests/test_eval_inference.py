@@ -7,7 +7,7 @@ from eval_fixtures import gt_joints_fn, make_3dpw
 from torch import nn
 
 from maed_cli.clips import plan_clips
-from maed_cli.data.threedpw import build_from_sequences
+from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
 from maed_cli.errors import InputError
 from maed_cli.evaluate.inference import predict
 from maed_cli.video.crop import crop_and_normalize, crop_regions

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from maed_cli.body.geometry import axis_angle_to_rotmat
-from maed_cli.data.threedpw import build_from_sequences
+from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
 from maed_cli.evaluate.runner import EvalOptions, run_evaluation
 from maed_cli.model.maed import MAEDConfig
 

@@ -4,7 +4,7 @@ import torch
 from eval_fixtures import gt_joints_fn, make_3dpw
 from scipy.spatial.transform import Rotation
 
-from maed_cli.data.threedpw import build_from_sequences
+from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
 from maed_cli.evaluate import metrics
 from maed_cli.evaluate.protocol import (Predictions, load_predictions, save_predictions, score)
 from maed_cli.errors import InputError

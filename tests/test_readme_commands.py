@@ -198,7 +198,7 @@ def _check_profile_json(folder: Path, output: str) -> None:
     assert data  # one JSON object with the counts
 
 
-SYNTH_TRAIN = "python -m maed_cli.data.synthetic_train /tmp/synth"
+SYNTH_TRAIN = "python -m maed_cli.data.training_sets.synthetic_train /tmp/synth"
 SMOKE_TRAIN = ("maed train --config cpu-smoke data.data_dir=/tmp/synth "
                "body.smpl=/tmp/synth/body/SMPL_NEUTRAL.npz "
                "body.j_regressor_extra=/tmp/synth/body/J_regressor_extra.npy "
@@ -467,7 +467,7 @@ class Workspace:
             import joblib
             from eval_fixtures import gt_joints_fn
 
-            from maed_cli.data.threedpw import build_from_sequences
+            from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
             root = self.threedpw()
             evalset = build_from_sequences(root, "test", gt_joints_fn(self.body))
             n = len(evalset)
@@ -492,7 +492,7 @@ class Workspace:
         def build(path: Path) -> None:
             from eval_fixtures import gt_joints_fn
 
-            from maed_cli.data.threedpw import build_from_sequences
+            from maed_cli.data.evaluation_sets.threedpw import build_from_sequences
             evalset = build_from_sequences(self.threedpw(), "test", gt_joints_fn(self.body))
             np.savez(path, vid_name=evalset.vid_name, frame_id=evalset.frame_id,
                      pose=evalset.pose + 0.05, betas=evalset.shape)
@@ -608,8 +608,8 @@ def run_line(line: str, case: Case) -> tuple[int, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         if argv[0] == "maed":
             code = main(argv[1:])
-        elif argv[:3] == ["python", "-m", "maed_cli.data.synthetic_train"]:
-            from maed_cli.data.synthetic_train import main as synthetic_train
+        elif argv[:3] == ["python", "-m", "maed_cli.data.training_sets.synthetic_train"]:
+            from maed_cli.data.training_sets.synthetic_train import main as synthetic_train
             code = synthetic_train(argv[3:])
         else:
             raise AssertionError(f"no in-process runner for {line!r}")

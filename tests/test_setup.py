@@ -167,7 +167,7 @@ def test_a_folder_given_for_a_file_is_named_as_a_folder(capsys, tmp_path):
     with pytest.raises(InputError, match="adir is a folder"):
         assets.require_asset(assets.REGRESSOR_EXTRA, folder, what="regressor", how="")
     from maed_cli.body.smpl import find_smpl_file
-    from maed_cli.data.db import read_db
+    from maed_cli.data.evaluation_sets.db import read_db
     from maed_cli.model.checkpoint import read_checkpoint_file
     for read, example in ((find_smpl_file, "SMPL_NEUTRAL.pkl"),
                           (lambda path: read_db(path, "3dpw", "test"), "3dpw_test_db.pt"),

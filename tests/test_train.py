@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from maed_cli.body.geometry import axis_angle_to_rotmat
-from maed_cli.data.synthetic_train import write_synthetic_train_data
+from maed_cli.data.training_sets.synthetic_train import write_synthetic_train_data
 from maed_cli.train.config import load_config
 from maed_cli.train.losses import MAEDLoss
 
@@ -297,7 +297,7 @@ def test_unwritable_out_dir_is_refused_before_any_work(synth, synthetic_assets, 
     out = Path("/proc/maed-no-such/run") if where == "proc" else tmp_path / "a_file"
     if where == "file":
         out.write_text("not a folder")
-    import maed_cli.data.train_datasets as datasets
+    import maed_cli.data.training_sets.datasets as datasets
 
     def never(*args, **kwargs):
         raise AssertionError("the datasets were built before out_dir was checked")

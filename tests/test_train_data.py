@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from maed_cli.data import augment as A
-from maed_cli.data.synthetic_train import write_synthetic_train_data
-from maed_cli.data.train_datasets import (AugmentSpec, ImageRows, VideoClips, plan_pools,
+from maed_cli.data.training_sets import augment as A
+from maed_cli.data.training_sets.synthetic_train import write_synthetic_train_data
+from maed_cli.data.training_sets.datasets import (AugmentSpec, ImageRows, VideoClips, plan_pools,
                                           read_table, reflect_indices)
 from maed_cli.errors import InputError
 from maed_cli.model import MAED

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from maed_cli.data.synthetic_train import write_synthetic_train_data
+from maed_cli.data.training_sets.synthetic_train import write_synthetic_train_data
 from maed_cli.model import MAED
 from maed_cli.model.backbone import StdConv2dSame
 from maed_cli.model.inference import inference_view, prepare_for_inference
@@ -119,7 +119,7 @@ def test_a_frozen_standardised_weight_never_reaches_training_nor_goes_stale():
 
 def test_predict_without_prepare_leaves_the_model_as_it_was(tiny_training_model, tmp_path,
                                                            synthetic_body):
-    from maed_cli.data.db import find_db, read_db
+    from maed_cli.data.evaluation_sets.db import find_db, read_db
     from maed_cli.evaluate.inference import predict
     write_synthetic_train_data(tmp_path, frames_per_video=4)
     evalset = read_db(find_db(tmp_path, "3dpw", "val"), "3dpw", "val", tmp_path)

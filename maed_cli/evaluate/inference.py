@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..clips import ClipPlan, interpolate_outputs, plan_clips
-from ..data.evalset import EvalSet
+from ..data.evaluation_sets.evalset import EvalSet
 from ..devices import resolve_dtype
 from ..errors import InputError
 from ..model.inference import forward_mixed, inference_view, prepare_for_inference

@@ -24,7 +24,7 @@ import torch
 from ..atomic import atomic_path
 from ..body.joints import H36M_TO_J14, H36M_TO_J17, J49_TO_MPII3D
 from ..body.smpl import BodyModel
-from ..data.evalset import EvalSet
+from ..data.evaluation_sets.evalset import EvalSet
 from ..errors import InputError
 from . import metrics
 

@@ -20,9 +20,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 from .. import __version__, assets
 from ..atomic import atomic_path, check_writable
-from ..data import db as dbfiles
-from ..data import threedpw
-from ..data.evalset import JOINT_SETS, EvalSet
+from ..data.evaluation_sets import db as dbfiles
+from ..data.evaluation_sets import threedpw
+from ..data.evaluation_sets.evalset import JOINT_SETS, EvalSet
 from ..devices import resolve_device
 from ..errors import InputError
 from . import protocol

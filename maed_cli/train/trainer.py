@@ -231,7 +231,7 @@ class Trainer:
         self.body = body.to(self.device)
         self.criterion = MAEDLoss(self.body, cfg.loss)
 
-        from ..data.train_datasets import build_datasets
+        from ..data.training_sets.datasets import build_datasets
         self.datasets = build_datasets(cfg)
         self.skipped = {k: d.skipped for k, d in self.datasets.items()}
         batch = {"video_2d": cfg.data.batch_2d, "video_3d": cfg.data.batch_3d,

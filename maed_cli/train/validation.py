@@ -32,7 +32,7 @@ def _first_rows(evalset, n: int):
 def threedpw_validator(cfg, body: torch.nn.Module) -> Validator:
     """The default validator for `cfg` (a TrainConfig). The db, its images and the regressor
     are checked now, so a missing file stops the run before training, not after an epoch."""
-    from ..data.db import find_db, read_db
+    from ..data.evaluation_sets.db import find_db, read_db
     from ..evaluate.inference import predict
     from ..evaluate.protocol import score
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import InputError
+from ...atomic import atomic_path
+from ...errors import InputError
 
 #: Ground-truth joint layouts, with the indices of the right and left hip in each (the
 #: protocols centre both sides on the hip midpoint).

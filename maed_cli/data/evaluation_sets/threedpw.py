@@ -40,10 +40,10 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import medfilt
 
-from ..body.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
-from ..errors import InputError
+from ...body.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
+from ...errors import InputError
 from .evalset import EvalSet, check_images
-from ..safe_pickle import UnsafePickleError, load_pickle
+from ...safe_pickle import UnsafePickleError, load_pickle
 
 SPLIT_DIRS = {"train": "train", "val": "validation", "test": "test"}
 VIS_THRESH = 0.3

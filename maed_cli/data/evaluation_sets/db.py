@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assets import refuse_folder
-from ..errors import InputError
+from ...assets import refuse_folder
+from ...errors import InputError
 from .evalset import EvalSet, check_images
-from ..safe_pickle import UnsafePickleError, as_str_array, load_joblib
+from ...safe_pickle import UnsafePickleError, as_str_array, load_joblib
 
 LSP = list(range(25, 39))
 LAYOUTS = {

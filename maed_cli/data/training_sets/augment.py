@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..body.joints import JOINT49_NAMES, SMPL_JOINT_NAMES
+from ...body.joints import JOINT49_NAMES, SMPL_JOINT_NAMES
 
 CROP_SIZE = 224
 
@@ -88,7 +88,7 @@ def crop_affine(region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
 def warp_crop(image: np.ndarray, region: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """RGB uint8 (H, W, 3) -> (size, size, 3) crop of region (cx, cy, side), bilinear, black
     outside the image: the official warp, as eval (`maed_cli.video.crop`, pixel indices)."""
-    from ..video.crop import crop_images
+    from ...video.crop import crop_images
 
     cx, cy, side = (float(v) for v in region)
     return crop_images(image, np.array([[cx, cy, side, side]]), size)[0]

@@ -5,7 +5,7 @@
 From the command line, the data plus a synthetic SMPL model and regressors, and the
 `maed train` command that trains on them:
 
-    python -m maed_cli.data.synthetic_train DIR
+    python -m maed_cli.data.training_sets.synthetic_train DIR
 
 Writes `folder/database/<name>_<split>_db.pt` (joblib, as the real files) and the images they
 name under `folder/<name>/...`: a 3D video set (`3dpw` train and val, with SMPL labels), a 2D
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ...atomic import atomic_path
 
 
 def _image(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -112,7 +112,7 @@ def write_synthetic_training_setup(folder: str | Path, seed: int = 0) -> dict[st
     """The training data (`write_synthetic_train_data`) and, in `folder/body/`, a synthetic
     SMPL model with both regressors (`maed_cli.body.synthetic`): everything `maed train
     --config cpu-smoke` needs. Returns the db paths and `smpl`, `extra`, `h36m`."""
-    from ..body.synthetic import write_synthetic_assets
+    from ...body.synthetic import write_synthetic_assets
 
     folder = Path(folder)
     out: dict[str, Path] = dict(write_synthetic_train_data(folder, seed=seed))
@@ -134,7 +134,7 @@ def train_command(folder: str | Path, out_dir: str | Path, config: str = "cpu-sm
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m maed_cli.data.synthetic_train",
+        prog="python -m maed_cli.data.training_sets.synthetic_train",
         description="Write small synthetic training data (db files and images of 3dpw "
                     "train/val, insta, coco2014-all) and a synthetic SMPL model with its "
                     "regressors into DIR (DIR/body/), then print the `maed train` command "
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: DIR/run)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the data")
     args = parser.parse_args(argv)
-    from ..atomic import check_writable
-    from ..errors import MaedError
+    from ...atomic import check_writable
+    from ...errors import MaedError
 
     try:
         check_writable(args.folder, "folder", "DIR", inside=True)

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import InputError
+from ...errors import InputError
 from . import augment as A
-from ..safe_pickle import as_str_array as str_array
+from ...safe_pickle import as_str_array as str_array
 
 # Datasets whose images are already 224² person crops (no bbox in the db).
 PRECROPPED = {"insta"}
@@ -44,7 +44,7 @@ class BadSampleError(InputError):
 
 def load_db_file(path: Path) -> dict[str, np.ndarray]:
     """A joblib/pickle db as a dict of arrays, refusing files that could run code."""
-    from ..safe_pickle import load_joblib
+    from ...safe_pickle import load_joblib
     if not path.is_file():
         raise InputError(f"db file not found: {path}")
     try:
@@ -127,7 +127,7 @@ def read_table(name: str, path: Path, image_root: Path, need_3d: bool, need_vide
         if a.shape[0] != n:
             raise InputError(f"{path}: {key} has {a.shape[0]} rows, img_name has {n}")
         if key == "pose" and a.shape[1:] == (24, 3, 3):  # rotation matrices in some dbs
-            from ..body.geometry import rotmat_to_axis_angle
+            from ...body.geometry import rotmat_to_axis_angle
             a = rotmat_to_axis_angle(torch.from_numpy(a)).reshape(n, 72).numpy()
         if key == "shape" and a.ndim == 2 and a.shape[1] > 10:
             a = a[:, :10]
@@ -195,7 +195,7 @@ def plan_pools(vid: np.ndarray, pool: int, stride: int) -> list[tuple[int, np.nd
 
 def normalize(crops: np.ndarray) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 ImageNet-normalised, as at inference."""
-    from ..video.crop import normalize_crops
+    from ...video.crop import normalize_crops
     return torch.from_numpy(normalize_crops(crops))
 
 
