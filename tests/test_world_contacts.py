@@ -159,6 +159,18 @@ def test_level_horizon_of_a_pan_gives_up():
         errors[name] = np.median(errs)
     assert errors["level"] < 0.5 * errors["people"]
     assert errors["level"] < 0.3
+    # the same pan with the camera rolled 3.5 deg on its tripod: the x axes leave the
+    # horizontal plane, the people's floor disagrees, and the prior is dropped
+    roll = np.radians(3.5)
+    rz = np.array([[np.cos(roll), -np.sin(roll), 0], [np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
+    rolled_cams = [r @ rz for r in world_from_cam]
+    rolled_rot = np.stack([r.T @ rolled_cams[0] for r in rolled_cams])
+    up_rolled = rolled_cams[0].T @ np.array([0.0, -1.0, 0.0])
+    pts, groups = _floor_points(up_rolled, np.random.default_rng(0), tilt_noise=0.01)
+    floor = estimate_floor(pts, np.ones(len(pts)), groups, up_rolled,
+                           level=LevelHorizon.from_axes(horizon_axes(rolled_rot)))
+    assert floor.level.startswith("dropped")
+    assert np.degrees(np.arccos(np.clip(floor.up @ up_rolled, -1, 1))) < 1.0
 
 
 def test_level_horizon_roll_only_and_dropped_for_a_rolled_camera():

@@ -124,25 +124,29 @@ def horizon_axes(rotations: np.ndarray | None) -> np.ndarray:
 class LevelHorizon:
     """The level-horizon prior: n . x_k = 0 for the camera x axes x_k, as a quadratic
     penalty n^T M n / sigma^2. M is the axes' scatter with its dominant direction (what all
-    x axes share: the roll) counted as ONE observation, since a camera rolled once stays
-    rolled, and the swing of a pan (what fixes the pitch) counted as up to `frames`
-    independent ones (the rotations are chained, so neighbouring frames are correlated)."""
+    x axes share: the roll) counted as at most ROLL_OBSERVATIONS frames, since a camera
+    rolled once stays rolled, and the swing of a pan (what fixes the pitch) counted as up to
+    `frames` independent ones (the rotations are chained, so neighbouring frames are
+    correlated)."""
 
     scatter: np.ndarray  # (3, 3)
     sigma_rad: float
     spread_deg: float  # how far the x axis swings (0 for a still camera: the roll only)
+    mean_outer: np.ndarray  # (3, 3) the axes' plain mean outer product (for the check)
 
     @classmethod
     def from_axes(cls, axes: np.ndarray, sigma_deg: float = 0.5, frames: int = 60
                   ) -> "LevelHorizon":
         axes = np.asarray(axes, np.float64)
         axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)
-        values, vectors = np.linalg.eigh(axes.T @ axes / len(axes))
+        mean_outer = axes.T @ axes / len(axes)
+        values, vectors = np.linalg.eigh(mean_outer)
         values = values * min(frames, len(axes))
         values[-1] = min(values[-1], ROLL_OBSERVATIONS)  # a roll is one error, seen again
         scatter = (vectors * values) @ vectors.T
         spread = float(np.degrees(np.arccos(np.clip(np.min(axes @ axes[0]), -1.0, 1.0))))
-        return cls(scatter=scatter, sigma_rad=float(np.radians(sigma_deg)), spread_deg=spread)
+        return cls(scatter=scatter, sigma_rad=float(np.radians(sigma_deg)), spread_deg=spread,
+                   mean_outer=mean_outer)
 
     def up(self, towards: np.ndarray) -> np.ndarray | None:
         """Up on its own (the axes' plane normal) when the x axis swings enough to fix it."""
@@ -153,9 +157,7 @@ class LevelHorizon:
 
     def residual_deg(self, n: np.ndarray) -> float:
         """RMS angle (deg) between the camera x axes and the plane with normal n."""
-        frames = max(np.trace(self.scatter), 1e-12)
-        return float(np.degrees(np.arcsin(min(1.0, np.sqrt(max(0.0, n @ self.scatter @ n)
-                                                           / frames)))))
+        return float(np.degrees(np.arcsin(min(1.0, np.sqrt(max(0.0, n @ self.mean_outer @ n))))))
 
     def rows(self, n: np.ndarray, e1: np.ndarray, e2: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
