@@ -78,15 +78,23 @@ class _Person:
         return turned + centre
 
 
+def _moving_rotations(camera) -> np.ndarray | None:
+    """(F, 3, 3) camera-f-from-camera-0 of a camera that turns, None for a still one."""
+    if camera is None or getattr(camera, "static", True) or camera.rotations is None:
+        return None
+    return np.asarray(camera.rotations, np.float64)
+
+
 def _camera_rows(camera, frame_ids: np.ndarray) -> np.ndarray:
     """(n, 3, 3) camera-f-from-camera-0 for source frames (nearest decoded frame)."""
-    if camera is None or getattr(camera, "static", True) or camera.rotations is None:
+    rotations = _moving_rotations(camera)
+    if rotations is None:
         return np.tile(np.eye(3), (len(frame_ids), 1, 1))
     ids = np.asarray(camera.frame_ids, np.int64)
     right = np.clip(np.searchsorted(ids, frame_ids), 0, len(ids) - 1)
     left = np.clip(right - 1, 0, len(ids) - 1)
     pick = np.where(np.abs(ids[left] - frame_ids) < np.abs(ids[right] - frame_ids), left, right)
-    return np.asarray(camera.rotations, np.float64)[pick]
+    return rotations[pick]
 
 
 def _camera_summary(camera) -> dict:
@@ -179,12 +187,8 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, thr
         points.append(sole0[rows[slow], lower[slow]])
         point_weights.append(1.0 / (1.0 + speed[rows[slow], lower[slow]] / 0.2))
         groups.append(np.full(int(slow.sum()), p.track.track_id))
-    level = None
-    if level_horizon:
-        moving = camera is not None and not getattr(camera, "static", True) \
-            and camera.rotations is not None
-        level = LevelHorizon.from_axes(horizon_axes(
-            np.asarray(camera.rotations, np.float64) if moving else None))
+    level = (LevelHorizon.from_axes(horizon_axes(_moving_rotations(camera)))
+             if level_horizon else None)
     floor = estimate_floor(np.concatenate(points), np.concatenate(point_weights),
                            np.concatenate(groups), body_up, camera_up, level=level)
     if isinstance(floor, str):

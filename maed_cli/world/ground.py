@@ -123,16 +123,15 @@ def horizon_axes(rotations: np.ndarray | None) -> np.ndarray:
 @dataclass(frozen=True)
 class LevelHorizon:
     """The level-horizon prior: n . x_k = 0 for the camera x axes x_k, as a quadratic
-    penalty n^T M n / sigma^2. M is the axes' scatter with its dominant direction (what all
-    x axes share: the roll) counted as at most ROLL_OBSERVATIONS frames, since a camera
-    rolled once stays rolled, and the swing of a pan (what fixes the pitch) counted as up to
-    `frames` independent ones (the rotations are chained, so neighbouring frames are
-    correlated)."""
+    penalty |root n|^2 = n^T M n / sigma^2. M is the axes' scatter with its dominant
+    direction (what all x axes share: the roll) counted as at most ROLL_OBSERVATIONS frames,
+    since a camera rolled once stays rolled, and the swing of a pan (what fixes the pitch)
+    counted as up to `frames` independent ones (the rotations are chained, so neighbouring
+    frames are correlated)."""
 
-    scatter: np.ndarray  # (3, 3)
-    sigma_rad: float
+    root: np.ndarray  # (3, 3) the penalty's square root: its rows are least-squares rows
     spread_deg: float  # how far the x axis swings (0 for a still camera: the roll only)
-    mean_outer: np.ndarray  # (3, 3) the axes' plain mean outer product (for the check)
+    mean_outer: np.ndarray  # (3, 3) the axes' plain mean outer product (the check, up)
 
     @classmethod
     def from_axes(cls, axes: np.ndarray, sigma_deg: float = 0.5, frames: int = 60
@@ -143,16 +142,15 @@ class LevelHorizon:
         values, vectors = np.linalg.eigh(mean_outer)
         values = values * min(frames, len(axes))
         values[-1] = min(values[-1], ROLL_OBSERVATIONS)  # a roll is one error, seen again
-        scatter = (vectors * values) @ vectors.T
+        root = (vectors * np.sqrt(np.maximum(values, 0.0))).T / np.radians(sigma_deg)
         spread = float(np.degrees(np.arccos(np.clip(np.min(axes @ axes[0]), -1.0, 1.0))))
-        return cls(scatter=scatter, sigma_rad=float(np.radians(sigma_deg)), spread_deg=spread,
-                   mean_outer=mean_outer)
+        return cls(root=root, spread_deg=spread, mean_outer=mean_outer)
 
     def up(self, towards: np.ndarray) -> np.ndarray | None:
         """Up on its own (the axes' plane normal) when the x axis swings enough to fix it."""
         if self.spread_deg < 5.0:
             return None
-        n = np.linalg.eigh(self.scatter)[1][:, 0]
+        n = np.linalg.eigh(self.mean_outer)[1][:, 0]
         return n if n @ towards >= 0 else -n
 
     def residual_deg(self, n: np.ndarray) -> float:
@@ -162,10 +160,7 @@ class LevelHorizon:
     def rows(self, n: np.ndarray, e1: np.ndarray, e2: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
         """Least-squares rows (3, 2) on the tangent step (e1, e2) and their residuals (3,)."""
-        values, vectors = np.linalg.eigh(self.scatter)
-        scale = np.sqrt(np.maximum(values, 0.0)) / self.sigma_rad
-        rows = np.stack([vectors.T @ e1, vectors.T @ e2], 1) * scale[:, None]
-        return rows, (vectors.T @ n) * scale
+        return np.stack([self.root @ e1, self.root @ e2], 1), self.root @ n
 
 
 ROLL_OBSERVATIONS = 10.0  # a pan's shared roll counts as this many frames, at most
