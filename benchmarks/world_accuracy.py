@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
-def _run_estimator(frames, boxes, focal, size, frame_ids=None):
+def run_estimator(frames, boxes, focal, size, frame_ids=None):
     from maed_cli.world.camera import CameraMotionEstimator
     est = CameraMotionEstimator(focal, size)
     ids = range(len(frames)) if frame_ids is None else frame_ids
@@ -67,16 +67,16 @@ def camera_accuracy(frames: int = 60, world_scenes: bool = True) -> list[dict]:
             ("room walking camera 0.8 m", camera_path(frames, 5.0, 2.0, shift_m=0.8),
              "translating warning")]:
         video, boxes = room.render_path(path)
-        motion, ms = _run_estimator(video, boxes, room.focal, (320, 240))
+        motion, ms = run_estimator(video, boxes, room.focal, (320, 240))
         row(name, motion, path.rotations, ms, (320, 240), expect)
     flat = textureless_frames(frames)
-    motion, ms = _run_estimator(flat, [None] * frames, room.focal, (320, 240))
+    motion, ms = run_estimator(flat, [None] * frames, room.focal, (320, 240))
     row("textureless", motion, None, ms, (320, 240), "unusable")
 
     big = RoomRenderer(1280, 720)
     path = camera_path(min(frames, 30), 30.0, 10.0)
     video, boxes = big.render_path(path)
-    motion, ms = _run_estimator(video, boxes, big.focal, (1280, 720))
+    motion, ms = run_estimator(video, boxes, big.focal, (1280, 720))
     row("room pan 1280x720 (worked at 480 wide)", motion, path.rotations, ms, (1280, 720),
         "moving")
 
@@ -91,7 +91,7 @@ def camera_accuracy(frames: int = 60, world_scenes: bool = True) -> list[dict]:
             for kind in ("static", "pan"):
                 scene = make_scene(body, camera=kind, people=3, frames=frames)
                 video, boxes = render_world_scene(scene)
-                motion, ms = _run_estimator(video, boxes, scene.focal, scene.image_size,
+                motion, ms = run_estimator(video, boxes, scene.focal, scene.image_size,
                                             scene.frame_ids)
                 row(f"world_scene {kind} (3 SMPL walkers)", motion, scene.rotations, ms,
                     scene.image_size, "static" if kind == "static" else "moving")

@@ -50,14 +50,10 @@ def configurations():
 
 def estimated_camera(scene):
     """The camera motion estimated from the scene rendered to pixels (the demo's estimator)."""
+    from world_accuracy import run_estimator
     from world_render import render_world_scene
-
-    from maed_cli.world.camera import CameraMotionEstimator
     frames, boxes = render_world_scene(scene)
-    estimator = CameraMotionEstimator(scene.focal, scene.image_size)
-    for fid, frame, b in zip(scene.frame_ids, frames, boxes):
-        estimator.add(int(fid), frame, b)
-    return estimator.finish()
+    return run_estimator(frames, boxes, scene.focal, scene.image_size, scene.frame_ids)[0]
 
 
 def ground_accuracy(seeds: int = 5, frames: int = 90, rendered: bool = False) -> list[dict]:
