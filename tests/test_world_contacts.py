@@ -5,7 +5,7 @@ from maed_cli.world.contacts import (ContactThresholds, foot_speeds, label_conta
                                      skating)
 from maed_cli.world.ground import LevelHorizon, estimate_floor, horizon_axes
 from maed_cli.world.placement import RangeTerms, solve_ranges, smooth_orientations
-from world_scene import exp_so3
+from world_scene import exp_so3, rot_x, rot_y
 
 
 def test_labels_hysteresis_min_duration_and_gaps():
@@ -83,20 +83,27 @@ def test_orientation_smoothing_removes_jitter_not_the_turn():
     np.testing.assert_allclose(np.linalg.det(smooth), 1.0, atol=1e-9)
 
 
-def test_floor_fit_per_person_offsets_and_camera_prior():
-    rng = np.random.default_rng(3)
-    up = np.array([0.0, -0.97, -0.2])
-    up /= np.linalg.norm(up)
+def _floor_points(up, rng, tilt_noise=0.0, offsets=(0.0, 0.04, -0.03)):
+    """Still-foot points of three people on the floor with normal `up`, 2 m below the camera,
+    each person's heights tilted by a random `tilt_noise` (rad): their orientation error."""
     e1 = np.cross(up, [1.0, 0, 0])
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(up, e1)
     pts, groups = [], []
-    for g, offset in enumerate((0.0, 0.04, -0.03)):  # each person's depth error: an offset
+    for g, offset in enumerate(offsets):
         uv = rng.uniform(-3, 3, (60, 2))
-        pts.append(uv[:, :1] * e1 + uv[:, 1:] * e2 + (-2.0 + offset) * up
+        slope = rng.normal(0, tilt_noise, 2) if tilt_noise else np.zeros(2)
+        pts.append(uv[:, :1] * e1 + uv[:, 1:] * e2 + (-2.0 + offset + uv @ slope)[:, None] * up
                    + rng.normal(0, 0.01, (60, 3)))
         groups.append(np.full(60, g))
-    pts, groups = np.concatenate(pts), np.concatenate(groups)
+    return np.concatenate(pts), np.concatenate(groups)
+
+
+def test_floor_fit_per_person_offsets_and_camera_prior():
+    rng = np.random.default_rng(3)
+    up = np.array([0.0, -0.97, -0.2])
+    up /= np.linalg.norm(up)
+    pts, groups = _floor_points(up, rng)  # each person's depth error: an offset
     tilted = np.array([0.05, -0.97, -0.2])
     floor = estimate_floor(pts, np.ones(len(pts)), groups, tilted / np.linalg.norm(tilted))
     assert np.degrees(np.arccos(floor.up @ up)) < 0.5
@@ -109,30 +116,6 @@ def test_floor_fit_per_person_offsets_and_camera_prior():
     assert isinstance(estimate_floor(scattered, np.ones(len(pts)), groups, up), str)
 
 
-def _floor_points(up, rng, tilt_noise=0.0, offsets=(0.0, 0.04, -0.03)):
-    """Still-foot points of three people on the floor with normal `up`, 2 m below the camera,
-    each person's heights tilted by a random `tilt_noise` (rad): their orientation error."""
-    e1 = np.cross(up, [1.0, 0, 0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(up, e1)
-    pts, groups = [], []
-    for g, offset in enumerate(offsets):
-        uv = rng.uniform(-3, 3, (60, 2))
-        slope = rng.normal(0, tilt_noise, 2)
-        pts.append(uv[:, :1] * e1 + uv[:, 1:] * e2 + (-2.0 + offset + uv @ slope)[:, None] * up
-                   + rng.normal(0, 0.01, (60, 3)))
-        groups.append(np.full(60, g))
-    return np.concatenate(pts), np.concatenate(groups)
-
-
-def _rot_y(a):
-    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-
-
-def _rot_x(a):
-    return np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-
-
 def test_level_horizon_of_a_pan_gives_up():
     """A tripod pan (about gravity) with a tilt of its own: the camera x axes span the
     horizontal plane, so up follows from the camera alone; the people's tilted heights
@@ -141,7 +124,7 @@ def test_level_horizon_of_a_pan_gives_up():
     # a level world with y down; camera f = pan about gravity, then its own tilt
     yaw = np.radians(30.0) * np.sin(np.linspace(0, 2 * np.pi, 90))
     tilt = np.radians(8.0) * np.sin(np.linspace(0, np.pi, 90))
-    world_from_cam = [_rot_y(a) @ _rot_x(pitch0 + b) for a, b in zip(yaw, tilt)]
+    world_from_cam = [rot_y(a) @ rot_x(pitch0 + b) for a, b in zip(yaw, tilt)]
     rotations = np.stack([r.T @ world_from_cam[0] for r in world_from_cam])  # f-from-0
     up0 = world_from_cam[0].T @ np.array([0.0, -1.0, 0.0])
     level = LevelHorizon.from_axes(horizon_axes(rotations))
