@@ -112,7 +112,13 @@ class RoomRenderer:
     """Renders frames of the room for a camera path (see the module doc)."""
 
     def __init__(self, width: int = 320, height: int = 240, focal: float | None = None,
-                 supersample: int = 1, seed: int = 3, room: dict | None = None):
+                 supersample: int = 1, seed: int = 3, room: dict | None = None,
+                 lighting: tuple[float, ...] | None = None, contrast: float = 1.0,
+                 tiles: bool = False):
+        """lighting: a brightness gain per face (floor, ceiling, front, back, +x, -x walls),
+        None for none; contrast scales the textures' variation. With both, the room's edges
+        are what a lit room's are: steps in brightness between faces (lines to find);
+        tiles: grout lines on the floor, a metre apart."""
         self.width, self.height = width, height
         # floor (y, down), ceiling (y), front/back walls (z), side walls (+-x): room frame
         self.room = {"floor": CAMERA_HEIGHT, **ROOM, **(room or {})}
@@ -121,6 +127,17 @@ class RoomRenderer:
         # coarser texture without supersampling: no aliasing shimmer on the far floor
         finest = 0.12 if supersample > 1 else 0.05
         self.textures = [noise_texture(seed + i, finest=finest) for i in range(6)]
+        gains = lighting or (1.0,) * 6
+        if lighting is not None or contrast != 1.0:
+            self.textures = [np.clip((128 + contrast * (t.astype(np.float32) - 128)) * g, 0, 255)
+                             .astype(np.uint8) for t, g in zip(self.textures, gains)]
+        if tiles:  # grout lines on the floor every metre, both ways (a tiled floor)
+            floor = self.textures[0].copy()
+            for k in range(int(TEXTURE_PERIOD_M)):
+                at = int(round(k * TEXTURE_PX / TEXTURE_PERIOD_M))
+                floor[max(at - 1, 0):at + 2] = 40
+                floor[:, max(at - 1, 0):at + 2] = 40
+            self.textures[0] = floor
         s = supersample
         u, v = np.meshgrid((np.arange(width * s) + 0.5) / s - 0.5,
                            (np.arange(height * s) + 0.5) / s - 0.5)
@@ -249,10 +266,16 @@ def rotation_errors_deg(estimated: np.ndarray, truth: np.ndarray) -> np.ndarray:
 ROOM_FROM_WORLD = np.diag([1.0, -1.0, -1.0])  # world (y up, z backwards) -> room (y down, z on)
 
 
-def render_world_scene(scene, supersample: int = 1, seed: int = 3
+LIT_ROOM = {"lighting": (0.55, 1.25, 0.95, 1.0, 0.8, 1.15), "contrast": 0.35, "tiles": True}
+
+
+def render_world_scene(scene, supersample: int = 1, seed: int = 3, lit: bool = False
                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Frames of a `tests/world_scene.py` scene: its camera path in a textured room built
-    around the walkers, the bodies as textured silhouettes of their meshes.
+    around the walkers, the bodies as textured silhouettes of their meshes. lit: the faces
+    lit differently and less busy textures (LIT_ROOM), so that the room's edges show as
+    lines, as in most real rooms, and a tiled floor; otherwise every face is the same loud
+    noise and nothing in the room is a straight line but its edges.
 
     Returns (frames (H, W, 3) uint8 RGB, boxes (people, 4) xyxy per frame, NaN out of view)."""
     centre = scene.camera_t[0]
@@ -262,7 +285,8 @@ def render_world_scene(scene, supersample: int = 1, seed: int = 3
             "z_front": float(roots[:, 2].max() + 3.0), "z_back": -4.0,
             "ceiling": float(3.0 - centre[1])}
     width, height = scene.image_size
-    renderer = RoomRenderer(width, height, scene.focal, supersample, seed, room)
+    renderer = RoomRenderer(width, height, scene.focal, supersample, seed, room,
+                            **(LIT_ROOM if lit else {}))
     absolute = np.swapaxes(scene.camera_R, 1, 2) @ ROOM_FROM_WORLD  # camera-f-from-room
     textures = [noise_texture(100 + p.track_id, 256, finest=0.15) for p in scene.people]
     faces = np.asarray(scene.faces, np.int64)

@@ -4,6 +4,7 @@
     ranges         -> each pelvis keeps its ray, its range smoothed over time (placement.py)
     floor, up      -> RANSAC plane of the still feet of all people + their mean up axis
                       + a level horizon (the camera's x axes, checked against the people)
+                      + a still background's horizontal/vertical lines (vanishing.py)
                       (+ the camera's tilt when known) (ground.py)
     ranges again   -> with the feet on that floor
     world frame    -> y up, floor y = 0, x/z on the floor, origin under the first person
@@ -140,7 +141,7 @@ def _fallback(tracks, reason: str, camera_summary: dict) -> WorldBuild:
 
 def build_world(tracks: list[TrackResult], camera, focal: float, image_size, body=None, *,
                 fps: float = 30.0, camera_up: np.ndarray | None = None,
-                level_horizon: bool = True,
+                level_horizon: bool = True, lines: bool = True,
                 thresholds: ContactThresholds = ContactThresholds()) -> WorldBuild:
     """World arrays for every track and the run's WorldFrame (see the module docstring).
 
@@ -148,19 +149,21 @@ def build_world(tracks: list[TrackResult], camera, focal: float, image_size, bod
     image_size (W, H): the run's; fps: the SOURCE video's frame rate (frame ids are source
     indices); camera_up: the up direction in the first camera's frame when known otherwise
     (it joins the people's cues); level_horizon: assume the camera's x axis stays level
-    (a prior on up that the people's floor must confirm; see ground.py). `body` is accepted
+    (a prior on up that the people's floor must confirm; see ground.py); lines: use the
+    background's vanishing directions that the camera motion found (a still camera's; also
+    checked against the people). `body` is accepted
     for callers that have one; the vertices in the tracks are what is used."""
     camera_summary = _camera_summary(camera)
     try:
         return _build(list(tracks), camera, float(focal), image_size, float(fps), camera_up,
-                      level_horizon, thresholds, camera_summary)
+                      level_horizon, lines, thresholds, camera_summary)
     except Exception as exc:  # noqa: BLE001 - bad data must not end the run: camera frame
         return _fallback(tracks, f"world layer failed on this input ({type(exc).__name__}: "
                                  f"{exc})", camera_summary)
 
 
-def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, thresholds,
-           camera_summary) -> WorldBuild:
+def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, use_lines,
+           thresholds, camera_summary) -> WorldBuild:
     people = [p for p in (_person(t, camera, fps) for t in tracks) if p is not None]
     longest = max((len(p) for p in people), default=0)
     if longest < MIN_ROWS:
@@ -189,8 +192,10 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, thr
         groups.append(np.full(int(slow.sum()), p.track.track_id))
     level = (LevelHorizon.from_axes(horizon_axes(_moving_rotations(camera)))
              if level_horizon else None)
+    lines = (camera.vanishing_directions() if use_lines
+             and hasattr(camera, "vanishing_directions") else None)
     floor = estimate_floor(np.concatenate(points), np.concatenate(point_weights),
-                           np.concatenate(groups), body_up, camera_up, level=level)
+                           np.concatenate(groups), body_up, camera_up, level=level, lines=lines)
     if isinstance(floor, str):
         return _fallback(tracks, floor, camera_summary)
 
@@ -259,7 +264,7 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, thr
         "floor": {"source": floor.source, "inliers": floor.inliers,
                   "candidates": floor.candidates, "height_rmse_m": floor.height_rmse_m,
                   "body_up_angle_deg": floor.body_up_angle_deg,
-                  "level_horizon": floor.level},
+                  "level_horizon": floor.level, "lines": floor.lines},
         "skating": {"before_m_s": sum(skate_before) / total,
                     "after_m_s": sum(skate_after) / total, "contact_steps": sum(steps)},
         "penetration_m": float(pen.mean()) if len(pen) else 0.0,

@@ -35,6 +35,7 @@ import numpy as np
 
 from .camera_motion import CAMERA_MODES, CameraMotion
 from .rotation_fit import fit_rotation, rotation_angle_deg
+from .vanishing import StillBackground
 
 WORK_WIDTH = 480            # frames are downscaled to at most this width (pixels)
 STATIC_MEDIAN_PX = 0.5      # full-resolution pixels per frame
@@ -109,6 +110,7 @@ class CameraMotionEstimator:
         self._fit_stats: tuple[float, float, float] | None = None
         self._lost = False            # the previous frame could not be fitted
         self._broken: str | None = None
+        self._background = StillBackground(self.image_size)  # for the lines of a still view
 
     # -- per frame --
 
@@ -118,6 +120,7 @@ class CameraMotionEstimator:
         if self._broken is None:
             try:
                 self._add(frame_rgb, boxes)
+                self._background.add(frame_rgb, boxes)
             except (cv2.error, ValueError, np.linalg.LinAlgError) as exc:
                 # the detection pass it runs in must go on: the motion is then unusable
                 self._broken = f"the camera motion could not be estimated ({exc})".replace(
@@ -307,8 +310,15 @@ class CameraMotionEstimator:
                        f"residual {residual / self.scale:.1f} px, {100 * inlier_ratio:.0f} % "
                        f"inliers): the camera probably moves (or the focal length is far "
                        f"off); the rotations are approximate")
+        lines = np.zeros((0, 14))
+        if reason is None and detected_static:  # a still view: its median is the background
+            try:
+                lines = np.array([v.to_array() for v in self._background.directions(
+                    self.focal, self.seed)]).reshape(-1, 14)
+            except (cv2.error, ValueError, np.linalg.LinAlgError):
+                pass  # no lines: the floor comes from the people alone
         motion = CameraMotion(ids, estimated.copy(), estimated, detected_static, "auto",
                               detected_static, median_motion, inlier_ratio, max_rot,
                               residual / self.scale, warning, reason, float(self.focal),
-                              self.image_size, ms, self._keyframes)
+                              self.image_size, ms, self._keyframes, lines)
         return motion.with_mode(self.mode)

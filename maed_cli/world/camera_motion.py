@@ -2,9 +2,11 @@
 (estimated from the video by `maed_cli.world.camera.CameraMotionEstimator`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from .vanishing import VanishingDirection
 
 CAMERA_MODES = ("auto", "static", "moving")
 
@@ -23,7 +25,9 @@ class CameraMotion:
     max_rotation_deg: largest angle between the camera of any frame and the first one
     (of the estimate);
     residual_px: median residual of the fits, full-resolution pixels;
-    translating_warning / reason_unusable: one line each, or None.
+    translating_warning / reason_unusable: one line each, or None;
+    lines (k, 14): the background's vanishing directions in the first camera's frame, a
+    still camera's only (`VanishingDirection.to_array` rows; `vanishing_directions()`).
     """
 
     frame_ids: np.ndarray
@@ -42,6 +46,7 @@ class CameraMotion:
     image_size: tuple[int, int]
     ms_per_frame: float = 0.0
     keyframes: int = 0
+    lines: np.ndarray = field(default_factory=lambda: np.zeros((0, 14)))
 
     @property
     def mode(self) -> str:
@@ -72,6 +77,10 @@ class CameraMotion:
         rotations = (np.broadcast_to(np.eye(3), self.estimated.shape).copy() if static
                      else self.estimated.copy())
         return replace(self, rotations=rotations, static=static, requested=mode)
+
+    def vanishing_directions(self) -> list[VanishingDirection]:
+        """The background's vanishing directions (first camera's frame), strongest first."""
+        return [VanishingDirection.from_array(row) for row in np.asarray(self.lines)]
 
     def rotations_for(self, frame_ids) -> np.ndarray:
         """(n, 3, 3) camera-f-from-camera-0 for the given SOURCE frame indices."""
@@ -111,6 +120,7 @@ class CameraMotion:
                                     self.max_rotation_deg, self.residual_px, self.focal,
                                     self.ms_per_frame, self.keyframes], np.float64),
                "image_size": np.array(self.image_size, np.int64),
+               "lines": np.asarray(self.lines, np.float64).reshape(-1, 14),
                **{k: np.array(v) for k, v in text.items()}}
         return {prefix + k: v for k, v in out.items()}
 
@@ -126,5 +136,7 @@ class CameraMotion:
                      estimated, False, "auto", bool(data[prefix + "detected_static"]),
                      *(float(x) for x in numbers[:4]), text["translating_warning"] or None,
                      text["reason_unusable"] or None, float(numbers[4]),
-                     (int(size[0]), int(size[1])), float(numbers[5]), int(numbers[6]))
+                     (int(size[0]), int(size[1])), float(numbers[5]), int(numbers[6]),
+                     np.asarray(data[prefix + "lines"], np.float64).reshape(-1, 14)
+                     if prefix + "lines" in data else np.zeros((0, 14)))
         return motion.with_mode(text["requested"] or "auto")

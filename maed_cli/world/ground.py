@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .vanishing import LineDirections
+
 # 49-joint indices of the feet: (ankle, big toe, small toe, heel), left then right
 FOOT_JOINTS49 = ((14, 19, 20, 21), (11, 22, 23, 24))
 FOOT_RADIUS_M = 0.12  # vertices this close to a foot's joints belong to that foot
@@ -37,6 +39,7 @@ class Floor:
     height_rmse_m: float
     body_up_angle_deg: float  # between the floor normal and the people's mean up axis
     level: str = "off"  # what became of the level-horizon prior (used / dropped / off)
+    lines: str = "off"  # what became of the background's vanishing directions (vanishing.py)
 
     @property
     def plane(self) -> np.ndarray:
@@ -170,10 +173,11 @@ EFFECTIVE_POINTS = 6  # independent foot heights per person (a few steps' worth)
 def fit_floor_normal(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
                      prior: np.ndarray, prior_sigma_rad: float, height_sigma_m: float,
                      start: np.ndarray, iterations: int = 4,
-                     level: LevelHorizon | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     priors: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """The floor normal shared by all people and one offset per person (group): weighted
     least squares of n . x_i + d_g(i), the normal pulled towards `prior` (unit) with a
-    standard deviation `prior_sigma_rad` (Gauss-Newton on a small rotation of the normal).
+    standard deviation `prior_sigma_rad` (Gauss-Newton on a small rotation of the normal),
+    and by `priors` (objects with `rows(n, e1, e2)`: LevelHorizon, LineDirections).
 
     One offset per person, because a person's depth error (MAED's scale) moves all of their
     feet along the camera rays: their floor looks higher or lower, not tilted. A common
@@ -200,12 +204,12 @@ def fit_floor_normal(points: np.ndarray, weights: np.ndarray, groups: np.ndarray
         prior_rows = np.zeros((2, jac.shape[1]))
         prior_rows[0, 0] = prior_rows[1, 1] = 1.0 / prior_sigma_rad
         prior_res = -np.array([prior @ e1, prior @ e2]) / prior_sigma_rad
-        if level is not None:
-            rows, level_res = level.rows(n, e1, e2)
-            extra = np.zeros((3, jac.shape[1]))
+        for extra_prior in priors:  # a LevelHorizon, LineDirections: rows on (e1, e2)
+            rows, extra_res = extra_prior.rows(n, e1, e2)
+            extra = np.zeros((len(rows), jac.shape[1]))
             extra[:, :2] = rows
             prior_rows = np.vstack([prior_rows, extra])
-            prior_res = np.concatenate([prior_res, level_res])
+            prior_res = np.concatenate([prior_res, extra_res])
         step, *_ = np.linalg.lstsq(np.vstack([jac, prior_rows]),
                                    -np.concatenate([res, prior_res]), rcond=None)
         n = n + step[0] * e1 + step[1] * e2
@@ -245,11 +249,12 @@ def ransac_plane(points: np.ndarray, prior: np.ndarray, threshold: float, rng,
 
 
 LEVEL_TOLERANCE_DEG = 2.5  # the people's floor this far off a level horizon: not level
+LINES_TOLERANCE_DEG = 2.5  # the lines' floor this far off the people's: not the same floor
 
 
 def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
                    body_up: np.ndarray, camera_up: np.ndarray | None = None, *,
-                   level: LevelHorizon | None = None, threshold_m: float = 0.05,
+                   level: LevelHorizon | None = None, lines=None, threshold_m: float = 0.05,
                    body_up_sigma_deg: float = 3.0, camera_up_sigma_deg: float = 1.0,
                    min_points: int = 12, seed: int = 0) -> Floor | str:
     """The floor from contact-candidate foot points (m, 3) in the first camera's frame.
@@ -257,7 +262,10 @@ def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
     weights (m,): confidence of each candidate (slower feet count more); groups (m,): whose
     foot (track id); body_up (3,): the people's mean up axis; camera_up: the up direction
     from the camera's tilt, when known; level: the level-horizon prior (checked against the
-    people's own floor first, dropped when they disagree). The floor's height is the
+    people's own floor first, dropped when they disagree); lines: the background's
+    vanishing directions (vanishing.py), those the people's floor calls horizontal or
+    vertical joining as a prior, all dropped when the floor they give is over
+    LINES_TOLERANCE_DEG off the people's. The floor's height is the
     people's consensus (their inlier-weighted mean offset): a person whose feet sit above or
     below it is misplaced in depth, which placement then corrects. Returns a Floor, or a
     string saying why there is no floor cue."""
@@ -280,9 +288,10 @@ def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
         return (f"no floor cue: the still feet do not share one plane ({int(inliers.sum())} "
                 f"of {len(points)} near one)")
     fit = _refine_floor(points, weights, groups, inliers, prior, prior_sigma, threshold_m,
-                        min_points, None)
+                        min_points, ())
     if isinstance(fit, str):
         return fit
+    people_up, priors = fit[0], ()
     level_note = "off"
     if level is not None:
         off = level.residual_deg(fit[0])
@@ -290,13 +299,17 @@ def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
                 else "roll only")
         if off <= LEVEL_TOLERANCE_DEG:
             levelled = _refine_floor(points, weights, groups, fit[2], prior, prior_sigma,
-                                     threshold_m, min_points, level, start=fit[0])
+                                     threshold_m, min_points, (level,), start=fit[0])
             if not isinstance(levelled, str):
-                fit = levelled
+                fit, priors = levelled, (level,)
                 level_note = f"used ({kind}; the people's floor was {off:.1f} deg off it)"
         else:
             level_note = (f"dropped: the people's floor is {off:.1f} deg off a level camera "
                           f"(over {LEVEL_TOLERANCE_DEG} deg: rolled or tumbling camera?)")
+    lines_note = "off"
+    if lines is not None:
+        fit, lines_note = _with_lines(points, weights, groups, fit, people_up, priors, lines,
+                                      prior, prior_sigma, threshold_m, min_points)
     n, d, inliers, dist = fit
     if inliers.mean() < 0.35:
         return (f"no floor cue: the still feet do not share one plane ({int(inliers.sum())} "
@@ -308,17 +321,48 @@ def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
                 f"direction")
     return Floor(up=n, d=d, source=source, inliers=int(inliers.sum()),
                  candidates=len(points), height_rmse_m=rmse, body_up_angle_deg=tilt,
-                 level=level_note)
+                 level=level_note, lines=lines_note)
+
+
+def _with_lines(points, weights, groups, fit, people_up, priors, directions, prior,
+                prior_sigma, threshold_m, min_points):
+    """The fit with the background's vanishing directions (those the floor so far calls
+    horizontal or vertical; after the joint fit, those it leaves off by over KEEP_SIGMAS are
+    dropped and it is done again), and the note for the summary."""
+    if not len(directions):
+        return fit, "none: no straight background lines (or the camera moves)"
+    chosen = LineDirections.classify(directions, fit[0])
+    if not len(chosen):
+        return fit, (f"none used: {len(directions)} vanishing direction(s), neither "
+                     f"horizontal nor vertical")
+    lined = fit
+    for _ in range(2):
+        lined = _refine_floor(points, weights, groups, fit[2], prior, prior_sigma,
+                              threshold_m, min_points, priors + (chosen,), start=fit[0])
+        if isinstance(lined, str):
+            return fit, f"dropped: {lined}"
+        kept = chosen.keep(lined[0])
+        if len(kept) == len(chosen):
+            break
+        chosen = kept
+        if not len(chosen):
+            return fit, "dropped: the lines disagree with each other"
+    off = angle_deg(lined[0], people_up)
+    if off > LINES_TOLERANCE_DEG:
+        return fit, (f"dropped: the lines' floor is {off:.1f} deg off the people's (over "
+                     f"{LINES_TOLERANCE_DEG} deg)")
+    return lined, (f"used ({chosen.describe()}; the people's floor was {off:.2f} deg off "
+                   f"it)")
 
 
 def _refine_floor(points, weights, groups, inliers, prior, prior_sigma, threshold_m,
-                  min_points, level, start=None):
+                  min_points, priors, start=None):
     """Alternate the shared-normal fit and its inliers, tightening the threshold; returns
     (normal, consensus d, inliers, signed distances) or a string saying why not."""
     n = prior if start is None else start
     for threshold in (2 * threshold_m, threshold_m, threshold_m):
         n, offsets = fit_floor_normal(points[inliers], weights[inliers], groups[inliers],
-                                      prior, prior_sigma, threshold_m / 2, n, level=level)
+                                      prior, prior_sigma, threshold_m / 2, n, priors=priors)
         labels = np.unique(groups[inliers])
         own = dict(zip(labels.tolist(), offsets))
         d_of = np.array([own.get(g, np.nan) for g in groups.tolist()])
