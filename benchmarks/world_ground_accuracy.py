@@ -14,7 +14,9 @@ and after (m/s, mean horizontal speed of a foot labelled in contact), ground pen
 (mean and max over frames, cm), and the cost of build_world (ms per person-frame).
 --rendered adds the end-to-end rows: the static and panning scenes rendered to pixels
 (tests/world_render.py, 640x360), the camera motion ESTIMATED from them
-(maed_cli.world.camera) and the world built on that estimate.
+(maed_cli.world.camera) and the world built on that estimate; in the noise-textured room
+(no straight lines but its edges) and in a lit, tiled room, where a still camera's
+background gives vanishing directions (maed_cli/world/vanishing.py), with and without them.
 Targets (issue #15): up <= 2 deg, floor <= 3 cm, trajectory <= 5 %, pair <= 5 %, skating
 reduced >= 50 %, penetration <= 2 cm.
 """
@@ -48,11 +50,12 @@ def configurations():
     ]
 
 
-def estimated_camera(scene):
-    """The camera motion estimated from the scene rendered to pixels (the demo's estimator)."""
+def estimated_camera(scene, lit: bool = False):
+    """The camera motion estimated from the scene rendered to pixels (the demo's estimator);
+    lit: in the lit, tiled room (straight lines: a still camera's vanishing directions)."""
     from world_accuracy import run_estimator
     from world_render import render_world_scene
-    frames, boxes = render_world_scene(scene)
+    frames, boxes = render_world_scene(scene, lit=lit)
     return run_estimator(frames, boxes, scene.focal, scene.image_size, scene.frame_ids)[0]
 
 
@@ -63,18 +66,28 @@ def ground_accuracy(seeds: int = 5, frames: int = 90, rendered: bool = False) ->
     from maed_cli.world import build_world
     body = synthetic_body()
     rows = []
-    configs = [(name, kwargs, False) for name, kwargs in configurations()]
+    configs = [(name, kwargs, None, True) for name, kwargs in configurations()]
     if rendered:
-        configs += [("rendered static, ESTIMATED camera", dict(camera="static"), True),
-                    ("rendered pan, ESTIMATED camera", dict(camera="pan"), True)]
-    for name, kwargs, estimate in configs:
+        heavy = configurations()[3][1]
+        configs += [("rendered static, ESTIMATED camera", dict(camera="static"), "noise", True),
+                    ("rendered pan, ESTIMATED camera", dict(camera="pan"), "noise", True),
+                    ("rendered static, lit tiled room, lines", dict(camera="static"), "lit",
+                     True),
+                    ("  the same, lines off", dict(camera="static"), "lit", False),
+                    ("rendered static 1.5 m, lit room, lines",
+                     configurations()[2][1], "lit", True),
+                    ("  the same, lines off", configurations()[2][1], "lit", False),
+                    ("rendered static heavy noise, lit, lines", heavy, "lit", True),
+                    ("  the same, lines off", heavy, "lit", False)]
+    for name, kwargs, room, lines in configs:
         values, fallbacks = [], []
         for seed in range(seeds):
             scene = make_scene(body, people=3, frames=frames, seed=seed, **kwargs)
-            camera = estimated_camera(scene) if estimate else scene.camera_motion()
+            camera = (estimated_camera(scene, lit=room == "lit") if room
+                      else scene.camera_motion())
             start = time.perf_counter()
             build = build_world(scene.tracks, camera, scene.focal, scene.image_size,
-                                fps=scene.fps)
+                                fps=scene.fps, lines=lines)
             seconds = time.perf_counter() - start
             if build.fell_back_reason:
                 fallbacks.append(build.fell_back_reason)

@@ -246,6 +246,12 @@ def _world_results(folder: Path, tracks: list[TrackResult], prepared: PreparedIn
     warning = (build.summary.get("camera") or {}).get("translating_warning")
     if warning:
         warnings.warn(f"camera motion: {warning}")
+    hint = (build.summary.get("floor") or {}).get("focal_from_lines_px")
+    if hint:
+        used = run_focal(prepared.options, prepared.source)
+        warnings.warn(f"the background's vertical and horizontal lines are not at right angles "
+                      f"for this run's focal length ({used:.0f} px); they would be at "
+                      f"{hint:.0f} px: try --focal {hint:.0f} (distances scale with it)")
     placed = []
     for track in build.tracks:
         path = track_path(folder, track.track_id)

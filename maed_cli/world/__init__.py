@@ -2,8 +2,9 @@
 
 Between the body results and render/export (it knows nothing of video decoding or the CLI):
 `camera.py` estimates the camera's rotation from the video (`rotation_fit.py` the
-rotation-only fits, `camera_motion.py` the result kept with the run), `ground.py` the up direction and
-the floor, `placement.py` each person's metric, depth-stabilised position, `contacts.py` foot
+rotation-only fits, `camera_motion.py` the result kept with the run), `vanishing.py` a still
+background's straight lines (vanishing directions), `ground.py` the up direction and the
+floor, `placement.py` each person's metric, depth-stabilised position, `contacts.py` foot
 contacts and the foot lock, `frames.py` the world frame and its file, `build.py` assembles
 them (`build_world`).
 """

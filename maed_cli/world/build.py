@@ -28,6 +28,7 @@ from .frames import WorldFrame, level_axes, make_world_frame
 from .ground import (FOOT_JOINTS49, Floor, LevelHorizon, angle_deg, body_up_axis,
                      estimate_floor, foot_vertex_ids, horizon_axes, sole_points)
 from .placement import RangeTerms, smooth_orientations, solve_ranges
+from .vanishing import LineDirections, focal_from_lines
 
 MIN_ROWS = 8  # the longest track must have this many frames for a world frame
 CANDIDATE_SPEED = 0.75  # m/s, 3D: a foot this slow may rest on the floor
@@ -272,6 +273,9 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, use
         "up": floor.up.tolist(),
         "people": len(people), "skipped_tracks": len(tracks) - len(people),
     }
+    if lines:
+        hint = focal_from_lines(LineDirections.classify(lines, floor.up), focal)
+        summary["floor"]["focal_from_lines_px"] = None if hint is None else round(hint, 1)
     if camera_up is not None:
         summary["floor"]["camera_up_angle_deg"] = angle_deg(floor.up, np.asarray(camera_up))
     return WorldBuild(tracks=[out_tracks[id(t)] for t in tracks], frame=world, summary=summary,

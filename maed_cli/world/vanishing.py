@@ -311,7 +311,8 @@ class LineDirections:
         for v in self.horizontal:
             out.append(abs(float(n @ v.direction)) / self._sigma(v, n))
         for v in self.vertical:
-            out.append(np.arccos(np.clip(n @ v.direction, -1.0, 1.0)) / self._sigma(v, n - v.direction))
+            angle = np.arccos(np.clip(n @ v.direction, -1.0, 1.0))
+            out.append(angle / self._sigma(v, n - v.direction))
         return out
 
     def keep(self, n: np.ndarray, sigmas: float = KEEP_SIGMAS) -> "LineDirections":
@@ -346,3 +347,22 @@ class LineDirections:
 
     def describe(self) -> str:
         return f"{len(self.horizontal)} horizontal, {len(self.vertical)} vertical"
+
+
+ORTHOGONAL_TOLERANCE_DEG = 1.0  # a vertical and a horizontal family this far off 90 deg
+
+
+def focal_from_lines(lines: LineDirections, focal: float) -> float | None:
+    """The focal length (px) that would make the strongest vertical and horizontal families
+    orthogonal, when the run's `focal` leaves them over ORTHOGONAL_TOLERANCE_DEG off it (the
+    classic calibration from two orthogonal vanishing points: f^2 = -(v1 - c) . (v2 - c));
+    None when they agree, when one is missing or a vanishing point is at infinity."""
+    if not lines.vertical or not lines.horizontal:
+        return None
+    a, b = lines.vertical[0].direction, lines.horizontal[0].direction
+    if abs(90.0 - np.degrees(np.arccos(np.clip(abs(a @ b), 0.0, 1.0)))) <= ORTHOGONAL_TOLERANCE_DEG:
+        return None
+    if abs(a[2]) < 1e-3 or abs(b[2]) < 1e-3:
+        return None
+    f2 = -float((focal * a[:2] / a[2]) @ (focal * b[:2] / b[2]))
+    return float(np.sqrt(f2)) if f2 > 0 else None
