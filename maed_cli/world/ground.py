@@ -327,21 +327,20 @@ def estimate_floor(points: np.ndarray, weights: np.ndarray, groups: np.ndarray,
 def _with_lines(points, weights, groups, fit, people_up, priors, directions, prior,
                 prior_sigma, threshold_m, min_points):
     """The fit with the background's vanishing directions (those the floor so far calls
-    horizontal or vertical; after the joint fit, those it leaves off by over KEEP_SIGMAS are
-    dropped and it is done again), and the note for the summary."""
+    horizontal or vertical; while the joint fit leaves one over KEEP_SIGMAS off, the worst
+    is dropped and it is done again), and the note for the summary."""
     if not len(directions):
         return fit, "none: no straight background lines (or the camera moves)"
     chosen = LineDirections.classify(directions, fit[0])
     if not len(chosen):
         return fit, (f"none used: {len(directions)} vanishing direction(s), neither "
                      f"horizontal nor vertical")
-    lined = fit
-    for _ in range(2):
+    while True:  # the joint fit, without the worst direction while one is over KEEP_SIGMAS
         lined = _refine_floor(points, weights, groups, fit[2], prior, prior_sigma,
                               threshold_m, min_points, priors + (chosen,), start=fit[0])
         if isinstance(lined, str):
             return fit, f"dropped: {lined}"
-        kept = chosen.keep(lined[0])
+        kept = chosen.without_worst(lined[0])
         if len(kept) == len(chosen):
             break
         chosen = kept

@@ -32,7 +32,10 @@ END_POINT_PX = 1.0  # RANSAC: a segment's end points this close to the line towa
 MIN_SEGMENTS = 3  # a direction needs this many distinct lines...
 MIN_SPREAD_DEG = 3.0  # ...whose interpretation planes differ by this much...
 LONG_LINE_FRACTION = 0.08  # ...two of them at least this fraction of the diagonal long
-MERGE_DEG = 0.3  # segments whose interpretation planes are this close are one line
+MERGE_DEG = 1.5  # pieces of one image line: interpretation planes this close...
+MERGE_PX = 2.5  # ...and end points this close to the longest piece's line
+JUNCTION_PX = 10.0  # a VP this close past a segment's end (or this fraction of its
+JUNCTION_FRACTION = 0.2  # length) is a corner it ends at, not where it vanishes
 SEGMENT_SIGMA_PX = 0.5  # end-point noise of a detected segment (LSD, refined)
 MAX_DIRECTIONS = 4
 RANSAC_ITERATIONS = 400
@@ -139,15 +142,17 @@ def _homogeneous(points: np.ndarray, k_inv: np.ndarray) -> np.ndarray:
 def _end_point_distances(segments: np.ndarray, vp: np.ndarray) -> np.ndarray:
     """(m,) the larger distance (px) of each segment's end points from the line through its
     midpoint and the vanishing point vp (3,) homogeneous pixels (vp[2] = 0: at infinity);
-    infinite where the VP is nearer to the segment than its own length (edges that meet at
-    a corner all point at it: a junction is not a vanishing point)."""
+    infinite where the VP is on the segment or just past one of its ends (edges that meet
+    at a corner all point at it: a junction is not a vanishing point)."""
     mid = 0.5 * (segments[:, :2] + segments[:, 2:])
     toward = vp[None, :2] - mid * vp[2]  # the direction towards the VP (any scale, any sign)
     reach = np.linalg.norm(toward, axis=1) / max(abs(vp[2]), 1e-12)  # midpoint -> VP, px
     toward /= np.maximum(np.linalg.norm(toward, axis=1, keepdims=True), 1e-12)
     half = 0.5 * (segments[:, 2:] - segments[:, :2])
     distance = np.abs(half[:, 0] * toward[:, 1] - half[:, 1] * toward[:, 0])
-    return np.where(reach < 3.0 * np.linalg.norm(half, axis=1), np.inf, distance)
+    half_length = np.linalg.norm(half, axis=1)
+    gap = np.maximum(JUNCTION_PX, JUNCTION_FRACTION * 2 * half_length)
+    return np.where(reach < half_length + gap, np.inf, distance)
 
 
 def _fit_direction(normals: np.ndarray, weights: np.ndarray
@@ -239,9 +244,23 @@ def _merge_collinear(segments, normals, length, k):
     order = np.argsort(-length)
     label = np.full(len(segments), -1)
     cos = np.cos(np.radians(MERGE_DEG))
+    k_inv = np.linalg.inv(k)
     for i in order:
-        if label[i] < 0:
-            label[(label < 0) & (np.abs(normals @ normals[i]) > cos)] = i
+        if label[i] >= 0:
+            continue
+        line = k_inv.T @ normals[i]
+        line = line / np.hypot(line[0], line[1])  # a x + b y + c: distance in pixels
+        for _ in range(3):  # grow: the line through all members' ends, then who is near it
+            ends = np.abs(np.stack([segments[:, :2] @ line[:2], segments[:, 2:] @ line[:2]], 1)
+                          + line[2]).max(1)
+            near = ((label < 0) | (label == i)) & (np.abs(normals @ normals[i]) > cos) \
+                & (ends < MERGE_PX)
+            near[i] = True
+            label[near] = i
+            points = segments[label == i].reshape(-1, 2)
+            centre = points.mean(0)
+            normal = np.linalg.svd(points - centre)[2][-1]  # total least squares
+            line = np.r_[normal, -normal @ centre]
     out_seg, out_norm, out_len = [], [], []
     for i in np.unique(label):
         members = np.flatnonzero(label == i)
@@ -250,15 +269,18 @@ def _merge_collinear(segments, normals, length, k):
             out_norm.append(normals[i])
             out_len.append(float(length[i]))
             continue
-        ends = segments[members].reshape(-1, 2)
-        line = np.linalg.inv(k).T @ normals[i]  # the image line: a x + b y + c = 0
-        direction = np.array([-line[1], line[0]]) / np.hypot(line[0], line[1])
-        t = ends @ direction
-        lo, hi = ends[np.argmin(t)], ends[np.argmax(t)]
         signs = np.sign(normals[members] @ normals[i])
         m = (normals[members] * (signs * length[members])[:, None]).sum(0)
-        out_seg.append(np.r_[lo, hi])
-        out_norm.append(m / max(np.linalg.norm(m), 1e-12))
+        m = m / max(np.linalg.norm(m), 1e-12)
+        # the merged line's ends: the members' extreme ends, put on the merged line (the two
+        # sides of a thin line are two pieces a few pixels apart)
+        line = np.linalg.inv(k).T @ m
+        line = line / np.hypot(line[0], line[1])
+        ends = segments[members].reshape(-1, 2)
+        ends = ends - np.outer(ends @ line[:2] + line[2], line[:2])
+        t = ends @ np.array([-line[1], line[0]])
+        out_seg.append(np.r_[ends[np.argmin(t)], ends[np.argmax(t)]])
+        out_norm.append(m)
         out_len.append(float(length[members].sum()))
     return np.asarray(out_seg), np.asarray(out_norm), np.asarray(out_len)
 
@@ -315,11 +337,16 @@ class LineDirections:
             out.append(angle / self._sigma(v, n - v.direction))
         return out
 
-    def keep(self, n: np.ndarray, sigmas: float = KEEP_SIGMAS) -> "LineDirections":
+    def without_worst(self, n: np.ndarray, sigmas: float = KEEP_SIGMAS) -> "LineDirections":
+        """Itself without the direction furthest off the normal n, when that one is over
+        `sigmas` off (one at a time: a far-off direction pulls the fit that judges the rest)."""
         off = self.off_sigmas(n)
+        if not off or max(off) <= sigmas:
+            return self
+        worst = int(np.argmax(off))
         k = len(self.horizontal)
-        return LineDirections(tuple(v for v, o in zip(self.horizontal, off[:k]) if o <= sigmas),
-                              tuple(v for v, o in zip(self.vertical, off[k:]) if o <= sigmas))
+        return LineDirections(tuple(v for i, v in enumerate(self.horizontal) if i != worst),
+                              tuple(v for i, v in enumerate(self.vertical) if i + k != worst))
 
     @staticmethod
     def _sigma(v: VanishingDirection, along: np.ndarray) -> float:
@@ -350,19 +377,20 @@ class LineDirections:
 
 
 ORTHOGONAL_TOLERANCE_DEG = 1.0  # a vertical and a horizontal family this far off 90 deg
+FINITE_VP_Z = 0.05  # a vanishing point within ~20 focal lengths of the image centre
 
 
 def focal_from_lines(lines: LineDirections, focal: float) -> float | None:
     """The focal length (px) that would make the strongest vertical and horizontal families
-    orthogonal, when the run's `focal` leaves them over ORTHOGONAL_TOLERANCE_DEG off it (the
-    classic calibration from two orthogonal vanishing points: f^2 = -(v1 - c) . (v2 - c));
-    None when they agree, when one is missing or a vanishing point is at infinity."""
-    if not lines.vertical or not lines.horizontal:
+    orthogonal (the strongest horizontal one whose vanishing point is not at infinity),
+    when the run's `focal` leaves them over ORTHOGONAL_TOLERANCE_DEG off it (the classic
+    calibration from two orthogonal vanishing points: f^2 = -(v1 - c) . (v2 - c)); None
+    when they agree, when one is missing or its vanishing point is at infinity."""
+    finite = [v.direction for v in lines.horizontal if abs(v.direction[2]) > FINITE_VP_Z]
+    if not lines.vertical or not finite or abs(lines.vertical[0].direction[2]) < FINITE_VP_Z:
         return None
-    a, b = lines.vertical[0].direction, lines.horizontal[0].direction
+    a, b = lines.vertical[0].direction, finite[0]
     if abs(90.0 - np.degrees(np.arccos(np.clip(abs(a @ b), 0.0, 1.0)))) <= ORTHOGONAL_TOLERANCE_DEG:
-        return None
-    if abs(a[2]) < 1e-3 or abs(b[2]) < 1e-3:
         return None
     f2 = -float((focal * a[:2] / a[2]) @ (focal * b[:2] / b[2]))
     return float(np.sqrt(f2)) if f2 > 0 else None
