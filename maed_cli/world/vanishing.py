@@ -294,7 +294,8 @@ def _spread_deg(normals: np.ndarray) -> float:
 # --- what they say of up (ground.py) ---------------------------------------------------------
 
 CLASSIFY_DEG = 5.0  # a direction this close to the people's floor (or its normal) counts
-LINE_MODEL_SIGMA_DEG = 0.2  # how level a "horizontal" edge is in the world (floors, kerbs)
+LINE_MODEL_SIGMA_DEG = 0.1  # how level a "horizontal" edge is in the world (a floor laid
+# within 3 mm over 3 m is 0.06 deg off; kerbs, court lines and buildings about as much)
 KEEP_SIGMAS = 3.0  # after the joint fit, a direction this many sigmas off is dropped
 
 
