@@ -493,7 +493,8 @@ def test_floor_fit_uses_exactly_the_directions_it_keeps():
 
 def test_camera_motion_round_trip_keeps_lines(tmp_path):
     """to_arrays/from_arrays (the tracks cache, through an .npz) keep the vanishing
-    directions; a cache from before them loads with none."""
+    directions; a cache from before them does not load (tracks_cache then gives no camera
+    motion and the demo runs the camera pass again, lines included)."""
     directions = [_direction([0.1, 0.2, 0.97], 0.3, 9, 812.5),
                   _direction([0.0, -0.98, 0.2], 0.7, 4, 300.0)]
     motion = CameraMotion.static_for(np.arange(5), 700.0, (640, 360))
@@ -511,9 +512,8 @@ def test_camera_motion_round_trip_keeps_lines(tmp_path):
     assert back.static and back.focal == 700.0
     older = {k: v for k, v in arrays.items() if k != "camera_lines"}
     np.savez(tmp_path / "older.npz", **older)
-    with np.load(tmp_path / "older.npz") as data:
-        old = CameraMotion.from_arrays(data, "camera_")
-    assert old.lines.shape == (0, 14) and old.vanishing_directions() == []
+    with np.load(tmp_path / "older.npz") as data, pytest.raises(KeyError):
+        CameraMotion.from_arrays(data, "camera_")  # the camera pass runs again
     assert CameraMotion.static_for(np.arange(3), 700.0, (640, 360)).lines.shape == (0, 14)
     # a motion with no lines round-trips as (0, 14) too
     empty = CameraMotion.from_arrays(
@@ -588,3 +588,21 @@ def test_rendered_noise_room_lines_do_no_harm(rendered_static_scene):
             assert build.summary["floor"]["lines"].split(":")[0].split(" (")[0] in (
                 "used", "none", "none used", "dropped")
     assert up[True] <= up[False] + 0.1
+
+
+def test_a_turning_camera_says_why_it_has_no_lines(synthetic_body):
+    """Lines come from a still camera's background: a pan's summary says so instead of
+    "off" (which is for lines=False)."""
+    from dataclasses import replace
+
+    from maed_cli.world import build_world
+    from world_scene import make_scene
+    scene = make_scene(synthetic_body, camera="pan", people=2, frames=30, seed=0)
+    still = CameraMotion.static_for(scene.frame_ids, scene.focal, scene.image_size)
+    turning = replace(still, rotations=scene.rotations, estimated=scene.rotations,
+                      static=False, detected_static=False)
+    build = build_world(scene.tracks, turning, scene.focal, scene.image_size, fps=scene.fps)
+    assert build.summary["floor"]["lines"].startswith("none: the camera turns")
+    off = build_world(scene.tracks, turning, scene.focal, scene.image_size, fps=scene.fps,
+                      lines=False)
+    assert off.summary["floor"]["lines"] == "off"

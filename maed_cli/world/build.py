@@ -199,6 +199,8 @@ def _build(tracks, camera, focal, image_size, fps, camera_up, level_horizon, use
                            np.concatenate(groups), body_up, camera_up, level=level, lines=lines)
     if isinstance(floor, str):
         return _fallback(tracks, floor, camera_summary)
+    if lines is not None and not lines and _moving_rotations(camera) is not None:
+        floor.lines = "none: the camera turns (the lines are read from a still background)"
 
     # 2. the feet on the floor: ranges again, with the still lower feet as contacts
     for p, (rows, feet) in zip(people, candidates):

@@ -126,7 +126,8 @@ class CameraMotion:
 
     @classmethod
     def from_arrays(cls, data, prefix: str = "camera_") -> CameraMotion:
-        """Inverse of `to_arrays` (raises KeyError when the arrays are not there)."""
+        """Inverse of `to_arrays` (raises KeyError when the arrays are not there, also the
+        lines of a cache written before they were found: the camera pass is then run again)."""
         numbers = np.asarray(data[prefix + "numbers"], np.float64)
         text = {k: str(data[prefix + k]) for k in ("translating_warning", "reason_unusable",
                                                    "requested")}
@@ -137,6 +138,5 @@ class CameraMotion:
                      *(float(x) for x in numbers[:4]), text["translating_warning"] or None,
                      text["reason_unusable"] or None, float(numbers[4]),
                      (int(size[0]), int(size[1])), float(numbers[5]), int(numbers[6]),
-                     np.asarray(data[prefix + "lines"], np.float64).reshape(-1, 14)
-                     if prefix + "lines" in data else np.zeros((0, 14)))
+                     np.asarray(data[prefix + "lines"], np.float64).reshape(-1, 14))
         return motion.with_mode(text["requested"] or "auto")

@@ -330,7 +330,7 @@ def _with_lines(points, weights, groups, fit, people_up, priors, directions, pri
     horizontal or vertical; while the joint fit leaves one over KEEP_SIGMAS off, the worst
     is dropped and it is done again), and the note for the summary."""
     if not len(directions):
-        return fit, "none: no straight background lines (or the camera moves)"
+        return fit, "none: no straight lines in the background"
     chosen = LineDirections.classify(directions, fit[0])
     if not len(chosen):
         return fit, (f"none used: {len(directions)} vanishing direction(s), neither "
