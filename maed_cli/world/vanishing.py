@@ -187,9 +187,10 @@ def vanishing_directions(segments: np.ndarray, focal: float, image_size: tuple[i
     norm = np.linalg.norm(normals, axis=1)
     keep = norm > 1e-12
     segments, length, normals = segments[keep], length[keep], normals[keep] / norm[keep, None]
-    # a plane normal's angular noise: sqrt(2) x the end points' noise over the length (rad)
-    weights = (length / (np.sqrt(2.0) * SEGMENT_SIGMA_PX)) ** 2  # rad^-2
+    if len(segments) < MIN_SEGMENTS:
+        return []
     segments, normals, length = _merge_collinear(segments, normals, length, k)
+    # a plane normal's angular noise: sqrt(2) x the end points' noise over the length (rad)
     weights = (length / (np.sqrt(2.0) * SEGMENT_SIGMA_PX)) ** 2  # rad^-2
     long_line = LONG_LINE_FRACTION * float(np.hypot(w, h))
     rng = np.random.default_rng(seed)
@@ -239,8 +240,10 @@ def _refine(segments, normals, weights, length, free, inliers, k):
 
 
 def _merge_collinear(segments, normals, length, k):
-    """Segments on one image line (interpretation planes within MERGE_DEG) -> one segment
-    from end to end: pieces of one edge are one constraint on a direction, not several."""
+    """Segments on one image line (interpretation planes within MERGE_DEG, end points within
+    MERGE_PX of the line fitted through the pieces so far, longest piece first) -> one
+    segment from end to end: pieces of one edge are one constraint on a direction, not
+    several."""
     order = np.argsort(-length)
     label = np.full(len(segments), -1)
     cos = np.cos(np.radians(MERGE_DEG))
