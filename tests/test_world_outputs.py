@@ -520,6 +520,32 @@ def test_no_world_and_a_failing_world_layer_keep_the_camera_frame(world_scene_vi
     assert summary["world"]["frame"] == "camera" and "boom" in summary["world"]["reason"]
 
 
+def test_a_focal_the_lines_disagree_with_is_named_in_one_line(world_scene_video, demo_args,
+                                                             installed_regressor, monkeypatch,
+                                                             capsys):
+    """When the background's vertical and horizontal lines say another focal length
+    (summary floor.focal_from_lines_px), the demo says which and how to use it."""
+    from maed_cli import pipeline
+    from maed_cli.results import load_results
+    import maed_cli.world as world_layer
+    setup = world_scene_video
+    monkeypatch.setattr(pipeline, "run_network", _stub_network(setup["scene"], 1.35))
+    real = world_layer.build_world
+
+    def with_hint(*args, **kwargs):
+        build = real(*args, **kwargs)
+        build.summary["floor"]["focal_from_lines_px"] = 512.5
+        return build
+    monkeypatch.setattr(world_layer, "build_world", with_hint)
+    out = setup["root"] / "hint"
+    code, text = run(capsys, *demo_args(setup, out))
+    assert code == 0, text
+    lines = [line for line in flat(text).split("warning") if "--focal" in line]
+    assert len(lines) == 1 and "--focal 512" in lines[0] and "367 px" in lines[0], text
+    _, summary = load_results(out)
+    assert summary["world"]["floor"]["focal_from_lines_px"] == 512.5
+
+
 def test_bad_camera_mode_is_refused_before_any_work(world_scene_video, tmp_path, capsys):
     # no checkpoint, no detector: the value is checked before those are looked for
     code, text = run(capsys, "demo", world_scene_video["video"], "--camera", "tripod",
