@@ -139,6 +139,13 @@ def _homogeneous(points: np.ndarray, k_inv: np.ndarray) -> np.ndarray:
     return np.c_[points, np.ones(len(points))] @ k_inv.T
 
 
+def _image_line(normal: np.ndarray, k_inv: np.ndarray) -> np.ndarray:
+    """The image line (a, b, c) of an interpretation plane's normal, scaled so that
+    a x + b y + c is a distance in pixels."""
+    line = k_inv.T @ normal
+    return line / np.hypot(line[0], line[1])
+
+
 def _end_point_distances(segments: np.ndarray, vp: np.ndarray) -> np.ndarray:
     """(m,) the larger distance (px) of each segment's end points from the line through its
     midpoint and the vanishing point vp (3,) homogeneous pixels (vp[2] = 0: at infinity);
@@ -189,7 +196,7 @@ def vanishing_directions(segments: np.ndarray, focal: float, image_size: tuple[i
     segments, length, normals = segments[keep], length[keep], normals[keep] / norm[keep, None]
     if len(segments) < MIN_SEGMENTS:
         return []
-    segments, normals, length = _merge_collinear(segments, normals, length, k)
+    segments, normals, length = _merge_collinear(segments, normals, length, k_inv)
     # a plane normal's angular noise: sqrt(2) x the end points' noise over the length (rad)
     weights = (length / (np.sqrt(2.0) * SEGMENT_SIGMA_PX)) ** 2  # rad^-2
     long_line = LONG_LINE_FRACTION * float(np.hypot(w, h))
@@ -211,7 +218,7 @@ def vanishing_directions(segments: np.ndarray, focal: float, image_size: tuple[i
                 best, best_score = inliers, score
         if best is None or len(best) < MIN_SEGMENTS:
             break
-        result = _refine(segments, normals, weights, length, free, best, k)
+        result = _refine(segments, normals, weights, free, best, k)
         if result is None:
             free[best] = False
             continue
@@ -225,7 +232,7 @@ def vanishing_directions(segments: np.ndarray, focal: float, image_size: tuple[i
     return found
 
 
-def _refine(segments, normals, weights, length, free, inliers, k):
+def _refine(segments, normals, weights, free, inliers, k):
     """Least squares on the inliers, then the inliers again (twice)."""
     pool = np.flatnonzero(free)
     fit = None
@@ -239,7 +246,7 @@ def _refine(segments, normals, weights, length, free, inliers, k):
     return fit[0], fit[1], inliers
 
 
-def _merge_collinear(segments, normals, length, k):
+def _merge_collinear(segments, normals, length, k_inv):
     """Segments on one image line (interpretation planes within MERGE_DEG, end points within
     MERGE_PX of the line fitted through the pieces so far, longest piece first) -> one
     segment from end to end: pieces of one edge are one constraint on a direction, not
@@ -247,12 +254,10 @@ def _merge_collinear(segments, normals, length, k):
     order = np.argsort(-length)
     label = np.full(len(segments), -1)
     cos = np.cos(np.radians(MERGE_DEG))
-    k_inv = np.linalg.inv(k)
     for i in order:
         if label[i] >= 0:
             continue
-        line = k_inv.T @ normals[i]
-        line = line / np.hypot(line[0], line[1])  # a x + b y + c: distance in pixels
+        line = _image_line(normals[i], k_inv)
         for _ in range(3):  # grow: the line through all members' ends, then who is near it
             ends = np.abs(np.stack([segments[:, :2] @ line[:2], segments[:, 2:] @ line[:2]], 1)
                           + line[2]).max(1)
@@ -277,8 +282,7 @@ def _merge_collinear(segments, normals, length, k):
         m = m / max(np.linalg.norm(m), 1e-12)
         # the merged line's ends: the members' extreme ends, put on the merged line (the two
         # sides of a thin line are two pieces a few pixels apart)
-        line = np.linalg.inv(k).T @ m
-        line = line / np.hypot(line[0], line[1])
+        line = _image_line(m, k_inv)
         ends = segments[members].reshape(-1, 2)
         ends = ends - np.outer(ends @ line[:2] + line[2], line[:2])
         t = ends @ np.array([-line[1], line[0]])
@@ -354,10 +358,11 @@ class LineDirections:
 
     @staticmethod
     def _sigma(v: VanishingDirection, along: np.ndarray) -> float:
-        norm = np.linalg.norm(along)
-        unit = along / norm if norm > 1e-12 else along
-        return float(np.hypot(np.radians(v.sigma_deg(unit) if norm > 1e-12 else 0.0),
-                              np.radians(LINE_MODEL_SIGMA_DEG)))
+        """Standard deviation (rad) of the direction along `along` (any length), with the
+        world's own LINE_MODEL_SIGMA_DEG."""
+        norm2 = float(along @ along)
+        variance = max(float(along @ v.covariance @ along) / norm2, 0.0) if norm2 > 1e-24 else 0.0
+        return float(np.sqrt(variance + np.radians(LINE_MODEL_SIGMA_DEG) ** 2))
 
     def rows(self, n: np.ndarray, e1: np.ndarray, e2: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
